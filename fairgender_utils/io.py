@@ -1,0 +1,64 @@
+"""Small file helpers shared by the stages: JSON metrics, JSONL records that survive a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from fairgender_utils.paths import repo_path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (atomic: a crash never leaves half a file)."""
+    out = repo_path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
+def append_jsonl(path: str | Path, record: Mapping[str, Any]) -> None:
+    """Append one record and flush it to disk at once (a journal line is never lost on a crash)."""
+    out = repo_path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
+    """Write records, one JSON object per line (atomic)."""
+    out = repo_path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
+def read_jsonl(path: str | Path, strict: bool = True) -> Iterator[dict[str, Any]]:
+    """Yield records. A corrupt line raises (strict) or is reported with its line number and skipped."""
+    p = repo_path(path)
+    with p.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as err:
+                msg = f"{p}:{lineno}: corrupt JSONL line ({err})"
+                if strict:
+                    raise ValueError(msg) from None
+                warnings.warn(msg + "; skipped, the rest kept", stacklevel=2)
+                continue
+            yield rec

@@ -1,0 +1,1 @@
+"""Bias and language-quality metrics: SEAT, StereoSet, CrowS-Pairs, GLUE, statistics."""

