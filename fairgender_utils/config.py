@@ -126,5 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # run through the package module so ConfigError is one class
+    from fairgender_utils.config import main as _main
+
+    raise SystemExit(_main())

@@ -189,24 +189,49 @@ def load_glue(data_dir: str | Path, task: str, split: str) -> tuple[list[GlueExa
     """GLUE train/dev examples, and the reasons for rows that were skipped (e.g. a missing label)."""
     if task not in _GLUE_LAYOUT:
         raise ValueError(f"unknown GLUE task '{task}' (known: {', '.join(GLUE_TASKS)})")
-    files, header, col_a, col_b, col_y = _GLUE_LAYOUT[task][split]
+    files, has_header, col_a, col_b, col_y = _GLUE_LAYOUT[task][split]
     examples: list[GlueExample] = []
     skipped: Counter[str] = Counter()
+    header: list[str] | None = None
     for name in files:
         path = Path(data_dir) / "glue" / name
         with path.open(encoding="utf-8-sig", newline="") as f:
-            rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            cols = next(rows) if header else None
-            for row in rows:
-                get = (lambda c: row[cols.index(c)] if cols.index(c) < len(row) else None) if cols else (
-                    lambda c: row[c] if c < len(row) else None)  # type: ignore[operator]
-                a = get(col_a)
-                b = get(col_b) if col_b is not None else None
-                y = _label(get(col_y))
-                if not a or (col_b is not None and not b):
-                    skipped["missing text"] += 1
-                elif y is None:
-                    skipped["missing label"] += 1
-                else:
-                    examples.append(GlueExample(a.strip(), b.strip() if b else None, y))
+            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        if has_header and rows and col_a in rows[0]:  # a re-split file (e.g. RTE val.tsv) may lack it
+            header, rows = rows[0], rows[1:]
+        pos = {c: (header.index(c) if isinstance(c, str) else c) for c in (col_a, col_b, col_y)
+               if c is not None} if header or not has_header else None
+        if pos is None:
+            raise ValueError(f"{path}: no header row with column '{col_a}'")
+        for row in rows:
+            cell = lambda c: row[pos[c]].strip() if c is not None and pos[c] < len(row) else ""  # noqa: E731
+            a, b, y = cell(col_a), cell(col_b), _label(cell(col_y))
+            if not a or (col_b is not None and not b):
+                skipped["missing text"] += 1
+            elif y is None:
+                skipped["missing label"] += 1
+            else:
+                examples.append(GlueExample(a, b or None, y))
     return examples, skipped
+
+
+def inventory(data_dir: str | Path) -> dict[str, int]:
+    """Item counts of every benchmark subset the evaluation uses (a check that the files are complete)."""
+    words = load_gender_words(data_dir)
+    counts = {
+        "attribute_pairs": len(words.pairs),
+        "target_words": len(words.targets),
+        "swap_pairs": len(words.swap_pairs),
+        "crows_pairs_all": len(load_crows(data_dir)),
+        "crows_pairs_gender": len(load_crows(data_dir, "gender")),
+        "stereoset_intrasentence_all": len(load_stereoset(data_dir)),
+        "stereoset_intrasentence_gender": len(load_stereoset(data_dir, bias_type="gender")),
+        "stereoset_intersentence_gender": len(load_stereoset(data_dir, "intersentence", "gender")),
+    }
+    for name in SEAT_GENDER_TESTS:
+        t = load_seat(data_dir, name)
+        counts[f"seat_{name}_sentences"] = len(t.targ1) + len(t.targ2) + len(t.attr1) + len(t.attr2)
+    for task in GLUE_TASKS:
+        for split in ("train", "dev"):
+            counts[f"glue_{task}_{split}"] = len(load_glue(data_dir, task, split)[0])
+    return counts

@@ -152,3 +152,25 @@ def load_model(target: ModelEntry | str | Path, key: str = "", models_dir: str |
 def hub_reachable() -> bool:
     """False when HF_HUB_OFFLINE is set (the offline default of this project's Makefile)."""
     return os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
+
+
+def convert_all(cfg: ModelsConfig) -> dict[str, dict[str, float | str]]:
+    """The models stage: convert every ``convert`` entry once into ``models_dir/<key>``."""
+    from tqdm.auto import tqdm
+
+    out = repo_path(cfg.models_dir)
+    return {key: convert_gguf(key, cfg.models[key], out) for key in tqdm(cfg.convert, desc="convert GGUF")}
+
+
+def smoke_check(folder: str | Path, prompt: str = "The nurse said that", new_tokens: int = 12) -> dict:
+    """Load a saved causal model and return its load time and a greedy continuation of ``prompt``."""
+    import torch
+
+    t0 = time.perf_counter()
+    model, tok, family = load_model(folder)
+    load_s = time.perf_counter() - t0
+    with torch.inference_mode():
+        ids = tok(prompt, return_tensors="pt")
+        out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+    text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    return {"family": family, "load_s": round(load_s, 2), "continuation": prompt + text}

@@ -1,0 +1,232 @@
+"""Stage 02: causal alignment of the generated pairs (METHOD.md §4) - configuration, KNN, split, index.
+
+The per-pair effects come from :mod:`fairgender_utils.effects`. Here: the reference corpus R (GLUE train
+sentences), exact batched KNN in the frozen model's embedding space, the alignment score a_i, the
+X^C / X^NC split by θ, and the neighbour index N(i) that the training loss L_b uses.
+
+Toxicity screen. Effects, embeddings and a_i are computed once for every pair, toxic or not. A *view*
+is the split and neighbour index of one pool of pairs: the screened pool (toxic pairs dropped) gives the
+stage's main outputs; the unscreened pool (every pair) is written to ``unscreened_dir`` for the
+``no_screen`` ablation. θ as a quantile is taken over the pool of each view.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+from scipy import stats
+
+from fairgender_utils.config import InputPath, StageConfig
+from fairgender_utils.io import read_jsonl, write_jsonl
+from fairgender_utils.loaders import GLUE_TASKS, load_glue
+from fairgender_utils.paths import repo_path
+
+PAIR_KEYS = {"id": str, "attr_index": int, "male_word": str, "female_word": str, "target": str, "start": str,
+             "s_m": str, "s_f": str, "repaired": bool, "toxicity": float, "toxic": bool}
+
+
+class CausalConfig(StageConfig):
+    """``params/causal.yaml``."""
+
+    pairs_path: InputPath = "data/generated/pairs.jsonl"
+    data_dir: InputPath = "data/raw"
+    model_path: str = "models/base/gemma-3-270m"
+    family: Literal["", "masked", "causal"] = ""  # "": read from the model folder's fairgender_source.json
+    device: str = "auto"
+    screen_toxic: bool = True
+    unscreened_dir: str = "data/causal/unscreened"
+    reference_tasks: list[Literal["sst2", "cola", "mrpc", "stsb", "rte", "wnli"]] = Field(
+        default_factory=lambda: list(GLUE_TASKS), min_length=1)
+    reference_size: int = Field(default=2000, gt=0)
+    reference_min_words: int = Field(default=6, ge=1)
+    k_ref: int = Field(default=10, gt=0)
+    theta_mode: Literal["quantile", "absolute"] = "quantile"
+    theta: float = 0.25
+    tau_min: float = Field(default=0.0, ge=0)
+    k_c: int = Field(default=5, ge=0)
+    sim_min: float = Field(default=0.5, ge=-1, le=1)
+    batch_size: int = Field(default=8, gt=0)
+    max_length: int = Field(default=64, gt=4)
+    seed: int = 42
+    aligned_path: str = "data/causal/aligned.jsonl"
+    unaligned_path: str = "data/causal/unaligned.jsonl"
+    neighbours_path: str = "data/causal/neighbours.jsonl"
+    effects_path: str = "data/causal/effects.csv"
+    figures_dir: str = "results/causal/figures"
+    plots_dir: str = "results/causal/plots"
+    metrics_path: str = "results/causal/metrics.json"
+    config_path: str = "results/causal/config.json"
+
+
+class EmptyAlignedSet(ValueError):
+    """No pair passed the alignment threshold."""
+
+
+def load_pairs(path: str) -> list[dict[str, Any]]:
+    """Read pairs.jsonl and check every record against the pair schema (the message names line and key)."""
+    pairs, seen = [], set()
+    for n, rec in enumerate(read_jsonl(path), 1):
+        for key, typ in PAIR_KEYS.items():
+            value = rec.get(key)
+            ok = isinstance(value, typ) or (typ is float and isinstance(value, int) and not isinstance(value, bool))
+            if not ok:
+                raise ValueError(f"{path}: record {n}: key '{key}' missing or not {typ.__name__} (got {value!r})")
+        if rec["id"] in seen:
+            raise ValueError(f"{path}: record {n}: duplicate id '{rec['id']}'")
+        seen.add(rec["id"])
+        pairs.append(rec)
+    if not pairs:
+        raise ValueError(f"{path}: no pairs")
+    return pairs
+
+
+def reference_corpus(data_dir: str, tasks: Sequence[str], size: int, min_words: int, seed: int) -> list[str]:
+    """R: distinct natural sentences (>= ``min_words`` words) from GLUE train sets, a seeded sample."""
+    seen: dict[str, None] = {}
+    for task in tasks:
+        examples, _ = load_glue(repo_path(data_dir), task, "train")
+        for ex in examples:
+            for text in (ex.text_a, ex.text_b):
+                if text and len(text.split()) >= min_words:
+                    seen.setdefault(text, None)
+    pool = list(seen)
+    random.Random(seed).shuffle(pool)
+    return pool[:size]
+
+
+def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk: int = 1024,
+        exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` cosine neighbours (rows L2-normalised): (similarities, indices), each [n, k]."""
+    k = min(k, keys.shape[0] - int(exclude_self))
+    sims, idx = [], []
+    for b in range(0, queries.shape[0], chunk):
+        s = queries[b:b + chunk] @ keys.T
+        if exclude_self:
+            rows = torch.arange(s.shape[0])
+            s[rows, rows + b] = -float("inf")
+        v, i = s.topk(k, dim=1)
+        sims.append(v)
+        idx.append(i)
+    return torch.cat(sims), torch.cat(idx)
+
+
+def alignment(emb_m: torch.Tensor, emb_f: torch.Tensor, ref: torch.Tensor, k: int) -> torch.Tensor:
+    """a_i: mean cosine to the ``k`` nearest reference sentences, averaged over s^m and s^f."""
+    return 0.5 * (knn(emb_m, ref, k)[0].mean(1) + knn(emb_f, ref, k)[0].mean(1))
+
+
+def split(a: np.ndarray, tau: np.ndarray, theta_mode: str, theta: float, tau_min: float = 0.0) -> tuple[np.ndarray, float]:
+    """Boolean mask of X^C (a_i >= threshold and tau_i >= tau_min) and the threshold used."""
+    if len(a) == 0:
+        raise EmptyAlignedSet("the pool of pairs is empty: nothing to split")
+    if theta_mode == "quantile" and not 0.0 <= theta <= 1.0:
+        raise ValueError(f"theta={theta} must lie in [0, 1] when theta_mode is 'quantile'")
+    thr = float(np.quantile(a, theta)) if theta_mode == "quantile" else float(theta)
+    keep = (a >= thr) & (tau >= tau_min)
+    if not keep.any():
+        raise EmptyAlignedSet(
+            f"X^C is empty: theta={theta} ({theta_mode}) gives the threshold a >= {thr:.4f}, but the alignment "
+            f"scores seen range over [{a.min():.4f}, {a.max():.4f}] (tau_min={tau_min}; tau in "
+            f"[{tau.min():.4g}, {tau.max():.4g}]); lower theta or tau_min")
+    return keep, thr
+
+
+def neighbour_index(emb: torch.Tensor, k_c: int, sim_min: float) -> list[tuple[list[int], list[float]]]:
+    """For each row, up to ``k_c`` other rows with cosine >= ``sim_min``, most similar first."""
+    if k_c == 0 or emb.shape[0] < 2:
+        return [([], []) for _ in range(emb.shape[0])]
+    sims, idx = knn(emb, emb, k_c, exclude_self=True)
+    out = []
+    for s, i in zip(sims.tolist(), idx.tolist()):
+        keep = [(j, v) for j, v in zip(i, s) if v >= sim_min]
+        out.append(([j for j, _ in keep], [round(v, 6) for _, v in keep]))
+    return out
+
+
+def pair_embeddings(emb_m: torch.Tensor, emb_f: torch.Tensor) -> torch.Tensor:
+    """One unit vector per pair: the normalised mean of its two sentence embeddings."""
+    return torch.nn.functional.normalize(emb_m + emb_f, dim=-1)
+
+
+def build_view(table: pd.DataFrame, pair_emb: torch.Tensor, pool: np.ndarray, cfg: CausalConfig) -> dict[str, Any]:
+    """Split one pool (boolean mask over ``table`` rows) and index neighbours among X^C and the pool."""
+    rows = np.flatnonzero(pool)
+    keep, thr = split(table["alignment"].to_numpy()[rows], table["tau"].to_numpy()[rows], cfg.theta_mode,
+                      cfg.theta, cfg.tau_min)
+    aligned, ids = rows[keep], table["id"].to_numpy()
+    nb_c = neighbour_index(pair_emb[aligned], cfg.k_c, cfg.sim_min)
+    nb_all = neighbour_index(pair_emb[rows], cfg.k_c, cfg.sim_min)
+    in_c = dict(zip(aligned.tolist(), nb_c))
+    records = []
+    for r, (nb, sims) in zip(rows.tolist(), nb_all):
+        own = in_c.get(r, ([], []))
+        records.append({"id": ids[r], "aligned": r in in_c,
+                        "neighbours": [ids[aligned[j]] for j in own[0]], "sims": own[1],
+                        "neighbours_all": [ids[rows[j]] for j in nb], "sims_all": sims})
+    return {"aligned_rows": aligned, "unaligned_rows": rows[~keep], "threshold": thr, "neighbours": records}
+
+
+def write_view(view: dict[str, Any], pairs: Sequence[dict[str, Any]], table: pd.DataFrame,
+               aligned_path: str, unaligned_path: str, neighbours_path: str) -> None:
+    """Write aligned / unaligned pairs (pair fields + effect columns) and the neighbour index."""
+    extra = table[["rule", "tau", "effect", "delta", "omega", "context_jsd", "alignment"]]
+    def recs(rows):
+        return [{**pairs[r], **{k: (None if pd.isna(v) else v) for k, v in extra.iloc[r].items()}} for r in rows]
+    write_jsonl(aligned_path, recs(view["aligned_rows"]))
+    write_jsonl(unaligned_path, recs(view["unaligned_rows"]))
+    write_jsonl(neighbours_path, view["neighbours"])
+
+
+def mean_ci(x: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean with a t-based confidence interval (NaNs ignored)."""
+    v = np.asarray(x, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) < 2:
+        m = float(v.mean()) if len(v) else float("nan")
+        return {"mean": m, "ci_low": float("nan"), "ci_high": float("nan"), "n": int(len(v))}
+    lo, hi = stats.t.interval(level, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    return {"mean": float(v.mean()), "ci_low": float(lo), "ci_high": float(hi), "n": int(len(v))}
+
+
+def survivors(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Pairs and aligned survivors per value of ``by`` (e.g. 'male_word', 'target'), with the share kept."""
+    g = table.groupby(by)["aligned"].agg(pairs="size", aligned="sum").reset_index()
+    g["share"] = g["aligned"] / g["pairs"]
+    return g.sort_values(["pairs", by], ascending=[False, True]).reset_index(drop=True)
+
+
+def embed(model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int,
+          desc: str | None = None) -> torch.Tensor:
+    """L2-normalised mean-pooled last hidden states of the frozen model (its body only: no LM head)."""
+    from fairgender_utils.lm import mean_pooled
+
+    return mean_pooled(model.base_model, tokenizer, texts, batch_size=batch_size, normalize=True,
+                       max_length=max_length, desc=desc)
+
+
+def score_pairs(model, tokenizer, family: str, pairs: Sequence[dict[str, Any]], ref_emb: torch.Tensor,
+                cfg: CausalConfig) -> tuple[pd.DataFrame, torch.Tensor, dict[str, str]]:
+    """Effects, alignment and metadata of every scorable pair (one table row each, in file order), the
+    pair embeddings (same order) and {id: reason} for pairs that cannot be scored."""
+    from fairgender_utils.effects import pair_effects
+
+    eff, failed = pair_effects(model, tokenizer, family, pairs, cfg.batch_size, cfg.max_length, desc="effects")
+    kept = [p for p in pairs if p["id"] not in failed]
+    eff = eff.set_index("id").loc[[p["id"] for p in kept]].reset_index()
+    emb_m = embed(model, tokenizer, [p["s_m"] for p in kept], cfg.batch_size, cfg.max_length, "embed s_m")
+    emb_f = embed(model, tokenizer, [p["s_f"] for p in kept], cfg.batch_size, cfg.max_length, "embed s_f")
+    meta = pd.DataFrame([{k: p[k] for k in ("attr_index", "male_word", "female_word", "target", "start",
+                                             "repaired", "toxicity", "toxic")} for p in kept])
+    meta["words_m"] = [len(p["s_m"].split()) for p in kept]
+    meta["words_f"] = [len(p["s_f"].split()) for p in kept]
+    table = pd.concat([eff, meta], axis=1)
+    table["alignment"] = alignment(emb_m, emb_f, ref_emb, cfg.k_ref).numpy()
+    table["loglik"] = 0.5 * (table["loglik_m"] + table["loglik_f"])
+    table["words"] = 0.5 * (table["words_m"] + table["words_f"])
+    return table, pair_embeddings(emb_m, emb_f), failed

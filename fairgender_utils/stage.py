@@ -1,0 +1,60 @@
+"""Run one pipeline stage: validate its params file, execute its notebook, render it to HTML.
+
+``python -m fairgender_utils.stage notebooks/03_train.ipynb params/train.yaml results/train/cda -p variant cda``
+is what each ``dvc.yaml`` command calls. It is ``papermill -k fairgender -f PARAMS [-p K V] NOTEBOOK OUT``
+preceded by the strict config check (a typo'd key or a wrong value stops before the kernel starts, with one
+line naming the file and the key) and followed by ``jupyter nbconvert --to html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from fairgender_utils.config import ConfigError, config_for
+from fairgender_utils.paths import REPO_ROOT, repo_path
+
+KERNEL = "fairgender"
+
+
+def run(notebook: str, params: str, out_dir: str, overrides: dict[str, object]) -> Path:
+    """Validate, execute and render; return the executed notebook's path."""
+    import papermill
+    from nbconvert import HTMLExporter
+
+    values = yaml.safe_load(repo_path(params).read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{params}: expected a mapping of keys to values")
+    values.update(overrides)
+    config_for(Path(params).stem).from_params(values, params)
+    out = repo_path(out_dir) / Path(notebook).name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(repo_path(notebook)), str(out), parameters=values, kernel_name=KERNEL,
+                               cwd=str(REPO_ROOT), progress_bar=True)
+    html, _ = HTMLExporter(template_name="lab").from_filename(str(out))
+    out.with_suffix(".html").write_text(html, encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("notebook")
+    ap.add_argument("params")
+    ap.add_argument("out_dir")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                    help="override one parameter (the value is read as YAML)")
+    args = ap.parse_args(argv)
+    overrides = {k: yaml.safe_load(v) for k, v in args.p}
+    try:
+        run(args.notebook, args.params, args.out_dir, overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

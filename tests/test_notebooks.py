@@ -1,0 +1,80 @@
+"""Notebook conventions: a parameters cell equal to the params file, committed without outputs."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+
+import nbformat
+import pytest
+import yaml
+
+from fairgender_utils.paths import REPO_ROOT
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+DVC = (REPO_ROOT / "dvc.yaml").read_text()
+STAGE_CMD = re.compile(r"fairgender_utils\.stage (notebooks/\S+\.ipynb) (params/\S+\.yaml)")
+
+
+def _params_file(nb_name: str) -> str:
+    hits = {p for n, p in STAGE_CMD.findall(DVC) if n == f"notebooks/{nb_name}"}
+    assert len(hits) == 1, f"notebooks/{nb_name} is run by {len(hits)} params files in dvc.yaml"
+    return hits.pop()
+
+
+def _parameter_names(nb) -> list[str]:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    tree = ast.parse(cells[0].source)
+    names = []
+    for node in tree.body:
+        assert isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name), \
+            f"parameters cell: only `name = literal` lines (line {node.lineno})"
+        ast.literal_eval(node.value)  # a literal, no derived values
+        names.append(node.targets[0].id)
+    return names
+
+
+def test_every_notebook_is_a_stage() -> None:
+    assert NOTEBOOKS
+    for nb_path in NOTEBOOKS:
+        _params_file(nb_path.name)
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_equal_params_file(nb_path) -> None:
+    nb = nbformat.read(nb_path, as_version=4)
+    names = _parameter_names(nb)
+    keys = list(yaml.safe_load((REPO_ROOT / _params_file(nb_path.name)).read_text()))
+    assert sorted(names) == sorted(keys)
+    assert len(names) == len(set(names))
+
+
+def _dirty(nb) -> bool:
+    return any(c.cell_type == "code" and (c.get("outputs") or c.get("execution_count")) for c in nb.cells)
+
+
+def test_committed_notebooks_are_clean() -> None:
+    tracked = subprocess.run(["git", "ls-files", "notebooks/*.ipynb"], capture_output=True, text=True,
+                             cwd=REPO_ROOT).stdout.split()
+    dirty = [p for p in tracked if _dirty(nbformat.read(REPO_ROOT / p, as_version=4))]
+    assert not dirty, f"notebooks committed with outputs or execution counts: {dirty}"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_hygiene(nb_path) -> None:
+    nb = nbformat.read(nb_path, as_version=4)
+    assert not _dirty(nb), "strip outputs and execution counts"
+    assert nb.metadata["kernelspec"]["name"] == "fairgender"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for banned in ("os.chdir", "!pip", "!dvc", "\nclass "):
+        assert banned not in "\n" + code, f"{banned!r} in a notebook"
+
+
+def test_the_check_can_fail(tmp_path) -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.outputs = [nbformat.v4.new_output("stream", text="1")]
+    nb.cells.append(cell)
+    assert _dirty(nb)
