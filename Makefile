@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fairgender-installed
+PLOTS_TEMPLATE := .dvc/plots/offline.html
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: env test test-all repro dag clean-env
+.PHONY: env test test-all repro dag plots clean-env
 
 env: $(STAMP)
 
@@ -26,8 +27,15 @@ test: env
 test-all: env
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-repro: env
+repro: env $(PLOTS_TEMPLATE)
 	source $(BIN)/activate && dvc repro
+
+# dvc plots show with vega, vega-lite and vega-embed inlined from the npm registry (no CDN at view time).
+$(PLOTS_TEMPLATE): fairgender_utils/offline_plots.py | env
+	$(BIN)/python -m fairgender_utils.offline_plots $@
+
+plots: env $(PLOTS_TEMPLATE)
+	source $(BIN)/activate && dvc plots show -o dvc_plots
 
 dag: env
 	source $(BIN)/activate && dvc dag
