@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from fairgender_utils.paths import repo_path
 
@@ -28,8 +28,8 @@ class ConfigError(ValueError):
     """A parameter is wrong; the message names the params file and the key."""
 
 
-def _exists(value: str) -> str:
-    if not repo_path(value).exists():
+def _exists(value: str, info: ValidationInfo) -> str:
+    if (info.context or {}).get("check_paths", True) and not repo_path(value).exists():
         raise ValueError(f"file or folder not found: {value}")
     return value
 
@@ -44,10 +44,14 @@ class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     @classmethod
-    def from_params(cls, values: Mapping[str, Any], source: str) -> StageConfig:
-        """Validate ``values`` (read from ``source``); raise :class:`ConfigError` naming file and key."""
+    def from_params(cls, values: Mapping[str, Any], source: str, check_paths: bool = True) -> StageConfig:
+        """Validate ``values`` (read from ``source``); raise :class:`ConfigError` naming file and key.
+
+        ``check_paths=False`` skips the existence check of input paths (a params file checked before
+        the stages that make its inputs have run).
+        """
         try:
-            return cls.model_validate(dict(values))
+            return cls.model_validate(dict(values), context={"check_paths": check_paths})
         except ValidationError as err:
             raise ConfigError(_one_line(err, source)) from None
 
@@ -99,7 +103,7 @@ def config_for(stage: str) -> type[StageConfig]:
     return getattr(importlib.import_module(module), name)
 
 
-def validate_file(path: str | Path) -> StageConfig:
+def validate_file(path: str | Path, check_paths: bool = True) -> StageConfig:
     """Read a params YAML and validate it with the config of the stage named by its stem."""
     p = Path(path)
     try:
@@ -110,7 +114,7 @@ def validate_file(path: str | Path) -> StageConfig:
         raise ConfigError(f"{p}: not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{p}: expected a mapping of keys to values")
-    return config_for(p.stem).from_params(values, str(p))
+    return config_for(p.stem).from_params(values, str(p), check_paths)
 
 
 def main(argv: list[str] | None = None) -> int:
