@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import Field
-from scipy import stats
 
 from fairgender_utils.config import InputPath, StageConfig
 from fairgender_utils.io import read_jsonl, write_jsonl
@@ -38,7 +37,8 @@ class CausalConfig(StageConfig):
     data_dir: InputPath = "data/raw"
     model_path: str = "models/base/gemma-3-270m"
     family: Literal["", "masked", "causal"] = ""  # "": read from the model folder's fairgender_source.json
-    device: str = "auto"
+    device: str = "auto"  # auto: cuda when available, else cpu
+    cpu_threads: int = Field(default=1, ge=0)  # torch threads on a CPU; 0: torch's default (all cores)
     screen_toxic: bool = True
     unscreened_dir: str = "data/causal/unscreened"
     reference_tasks: list[Literal["sst2", "cola", "mrpc", "stsb", "rte", "wnli"]] = Field(
@@ -64,6 +64,14 @@ class CausalConfig(StageConfig):
     config_path: str = "results/causal/config.json"
 
 
+def configure_torch(device: str, cpu_threads: int, seed: int) -> torch.device:
+    """Seed torch, set its CPU threads (0 leaves torch's default) and resolve ``auto`` to cuda or cpu."""
+    torch.manual_seed(seed)
+    if cpu_threads:
+        torch.set_num_threads(cpu_threads)
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+
+
 class EmptyAlignedSet(ValueError):
     """No pair passed the alignment threshold."""
 
@@ -74,9 +82,10 @@ def load_pairs(path: str) -> list[dict[str, Any]]:
     for n, rec in enumerate(read_jsonl(path), 1):
         for key, typ in PAIR_KEYS.items():
             value = rec.get(key)
-            ok = isinstance(value, typ) or (typ is float and isinstance(value, int) and not isinstance(value, bool))
-            if not ok:
-                raise ValueError(f"{path}: record {n}: key '{key}' missing or not {typ.__name__} (got {value!r})")
+            number = typ is float and isinstance(value, int) and not isinstance(value, bool)
+            if not (isinstance(value, typ) or number):
+                raise ValueError(f"{path}: record {n}: key '{key}' missing or not {typ.__name__} "
+                                 f"(got {value!r})")
         if rec["id"] in seen:
             raise ValueError(f"{path}: record {n}: duplicate id '{rec['id']}'")
         seen.add(rec["id"])
@@ -121,7 +130,8 @@ def alignment(emb_m: torch.Tensor, emb_f: torch.Tensor, ref: torch.Tensor, k: in
     return 0.5 * (knn(emb_m, ref, k)[0].mean(1) + knn(emb_f, ref, k)[0].mean(1))
 
 
-def split(a: np.ndarray, tau: np.ndarray, theta_mode: str, theta: float, tau_min: float = 0.0) -> tuple[np.ndarray, float]:
+def split(a: np.ndarray, tau: np.ndarray, theta_mode: str, theta: float,
+          tau_min: float = 0.0) -> tuple[np.ndarray, float]:
     """Boolean mask of X^C (a_i >= threshold and tau_i >= tau_min) and the threshold used."""
     if len(a) == 0:
         raise EmptyAlignedSet("the pool of pairs is empty: nothing to split")
@@ -131,8 +141,8 @@ def split(a: np.ndarray, tau: np.ndarray, theta_mode: str, theta: float, tau_min
     keep = (a >= thr) & (tau >= tau_min)
     if not keep.any():
         raise EmptyAlignedSet(
-            f"X^C is empty: theta={theta} ({theta_mode}) gives the threshold a >= {thr:.4f}, but the alignment "
-            f"scores seen range over [{a.min():.4f}, {a.max():.4f}] (tau_min={tau_min}; tau in "
+            f"X^C is empty: theta={theta} ({theta_mode}) gives the threshold a >= {thr:.4f}, but the "
+            f"alignment scores seen range over [{a.min():.4f}, {a.max():.4f}] (tau_min={tau_min}; tau in "
             f"[{tau.min():.4g}, {tau.max():.4g}]); lower theta or tau_min")
     return keep, thr
 
@@ -154,7 +164,8 @@ def pair_embeddings(emb_m: torch.Tensor, emb_f: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(emb_m + emb_f, dim=-1)
 
 
-def build_view(table: pd.DataFrame, pair_emb: torch.Tensor, pool: np.ndarray, cfg: CausalConfig) -> dict[str, Any]:
+def build_view(table: pd.DataFrame, pair_emb: torch.Tensor, pool: np.ndarray,
+               cfg: CausalConfig) -> dict[str, Any]:
     """Split one pool (boolean mask over ``table`` rows) and index neighbours among X^C and the pool."""
     rows = np.flatnonzero(pool)
     keep, thr = split(table["alignment"].to_numpy()[rows], table["tau"].to_numpy()[rows], cfg.theta_mode,
@@ -175,30 +186,20 @@ def build_view(table: pd.DataFrame, pair_emb: torch.Tensor, pool: np.ndarray, cf
 def write_view(view: dict[str, Any], pairs: Sequence[dict[str, Any]], table: pd.DataFrame,
                aligned_path: str, unaligned_path: str, neighbours_path: str) -> None:
     """Write aligned / unaligned pairs (pair fields + effect columns) and the neighbour index."""
-    extra = table[["rule", "tau", "effect", "delta", "omega", "context_jsd", "alignment"]]
-    def recs(rows):
-        return [{**pairs[r], **{k: (None if pd.isna(v) else v) for k, v in extra.iloc[r].items()}} for r in rows]
-    write_jsonl(aligned_path, recs(view["aligned_rows"]))
-    write_jsonl(unaligned_path, recs(view["unaligned_rows"]))
+    by_id = {p["id"]: p for p in pairs}
+    cols = ["rule", "tau", "effect", "delta", "omega", "context_jsd", "alignment"]
+
+    def records(rows: np.ndarray) -> list[dict[str, Any]]:
+        out = []
+        for r in rows.tolist():
+            row = table.iloc[r]
+            out.append({**by_id[row["id"]], "rule": row["rule"],
+                        **{c: (None if pd.isna(row[c]) else float(row[c])) for c in cols[1:]}})
+        return out
+
+    write_jsonl(aligned_path, records(view["aligned_rows"]))
+    write_jsonl(unaligned_path, records(view["unaligned_rows"]))
     write_jsonl(neighbours_path, view["neighbours"])
-
-
-def mean_ci(x: Sequence[float], level: float = 0.95) -> dict[str, float]:
-    """Mean with a t-based confidence interval (NaNs ignored)."""
-    v = np.asarray(x, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) < 2:
-        m = float(v.mean()) if len(v) else float("nan")
-        return {"mean": m, "ci_low": float("nan"), "ci_high": float("nan"), "n": int(len(v))}
-    lo, hi = stats.t.interval(level, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
-    return {"mean": float(v.mean()), "ci_low": float(lo), "ci_high": float(hi), "n": int(len(v))}
-
-
-def survivors(table: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Pairs and aligned survivors per value of ``by`` (e.g. 'male_word', 'target'), with the share kept."""
-    g = table.groupby(by)["aligned"].agg(pairs="size", aligned="sum").reset_index()
-    g["share"] = g["aligned"] / g["pairs"]
-    return g.sort_values(["pairs", by], ascending=[False, True]).reset_index(drop=True)
 
 
 def embed(model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int,
@@ -216,7 +217,8 @@ def score_pairs(model, tokenizer, family: str, pairs: Sequence[dict[str, Any]], 
     pair embeddings (same order) and {id: reason} for pairs that cannot be scored."""
     from fairgender_utils.effects import pair_effects
 
-    eff, failed = pair_effects(model, tokenizer, family, pairs, cfg.batch_size, cfg.max_length, desc="effects")
+    eff, failed = pair_effects(model, tokenizer, family, pairs, cfg.batch_size, cfg.max_length,
+                               desc="effects")
     kept = [p for p in pairs if p["id"] not in failed]
     eff = eff.set_index("id").loc[[p["id"] for p in kept]].reset_index()
     emb_m = embed(model, tokenizer, [p["s_m"] for p in kept], cfg.batch_size, cfg.max_length, "embed s_m")
@@ -226,7 +228,32 @@ def score_pairs(model, tokenizer, family: str, pairs: Sequence[dict[str, Any]], 
     meta["words_m"] = [len(p["s_m"].split()) for p in kept]
     meta["words_f"] = [len(p["s_f"].split()) for p in kept]
     table = pd.concat([eff, meta], axis=1)
-    table["alignment"] = alignment(emb_m, emb_f, ref_emb, cfg.k_ref).numpy()
+    table["alignment"] = alignment(emb_m, emb_f, ref_emb, cfg.k_ref).double().numpy()
     table["loglik"] = 0.5 * (table["loglik_m"] + table["loglik_f"])
     table["words"] = 0.5 * (table["words_m"] + table["words_f"])
     return table, pair_embeddings(emb_m, emb_f), failed
+
+
+def write_outputs(cfg: CausalConfig, pairs: Sequence[dict[str, Any]], table: pd.DataFrame,
+                  pair_emb: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """Build and write the screened view (main outputs) and the unscreened one; write effects.csv with
+    the membership of every pair in both. Returns the views by name."""
+    toxic = table["toxic"].to_numpy(dtype=bool)
+    pool = ~toxic if cfg.screen_toxic else np.ones_like(toxic)
+    views = {"screened": build_view(table, pair_emb, pool, cfg)}
+    write_view(views["screened"], pairs, table, cfg.aligned_path, cfg.unaligned_path, cfg.neighbours_path)
+    if cfg.unscreened_dir:
+        views["unscreened"] = build_view(table, pair_emb, np.ones_like(toxic), cfg)
+        d = cfg.unscreened_dir.rstrip("/")
+        write_view(views["unscreened"], pairs, table, f"{d}/aligned.jsonl", f"{d}/unaligned.jsonl",
+                   f"{d}/neighbours.jsonl")
+    for name, view in views.items():
+        col = "aligned" if name == "screened" else "aligned_unscreened"
+        table[col] = False
+        table.loc[view["aligned_rows"], col] = True
+        table[f"in_pool_{name}"] = False
+        table.loc[np.concatenate([view["aligned_rows"], view["unaligned_rows"]]), f"in_pool_{name}"] = True
+    out = repo_path(cfg.effects_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    return views

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from fairgender_utils.losses import effect_terms, word_logprob
+from fairgender_utils.losses import Lookup, effect_terms, word_logprob
 from fairgender_utils.slots import Family, PairSlots, encode_pairs
 
 
@@ -31,6 +31,16 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tens
     return ids.to(device), att.to(device)
 
 
+def _next_token_lookup(logp: torch.Tensor, row: int) -> Lookup:
+    """Causal LM: the prediction of token k of ``row`` is the distribution at position k-1."""
+    return lambda ks: logp[row, [k - 1 for k in ks]]
+
+
+def _row_lookup(rows: torch.Tensor, row: int) -> Lookup:
+    """Masked LM with one read position per row: the same distribution for any token asked for."""
+    return lambda ks: rows[[row] * len(ks)]
+
+
 @torch.inference_mode()
 def _causal_effects(model, pad_id: int, slots: Sequence[PairSlots], batch_size: int,
                     desc: str | None) -> list[dict[str, float]]:
@@ -42,13 +52,13 @@ def _causal_effects(model, pad_id: int, slots: Sequence[PairSlots], batch_size: 
         logp = torch.log_softmax(model(input_ids=ids, attention_mask=att).logits.float(), -1)
         n = len(chunk)
         for i, s in enumerate(chunk):
-            lp_m = lambda ks, r=i: logp[r, [k - 1 for k in ks]]  # noqa: E731 - prediction of token k
-            lp_f = lambda ks, r=n + i: logp[r, [k - 1 for k in ks]]  # noqa: E731
+            lp_m, lp_f = _next_token_lookup(logp, i), _next_token_lookup(logp, n + i)
             rec = {k: float(v) for k, v in effect_terms(s, "causal", lp_m, lp_f, naive_slot=True).items()}
-            rec["delta"] = float(word_logprob(lp_m, s.ids_m, s.target_m) - word_logprob(lp_f, s.ids_f, s.target_f))
+            rec["delta"] = float(word_logprob(lp_m, s.ids_m, s.target_m)
+                                 - word_logprob(lp_f, s.ids_f, s.target_f))
             for side, row, tok in (("m", i, s.ids_m), ("f", n + i, s.ids_f)):
-                rec[f"loglik_{side}"] = float(word_logprob(lambda ks, r=row: logp[r, [k - 1 for k in ks]],
-                                                           tok, (1, len(tok)))) / (len(tok) - 1)
+                lp = _next_token_lookup(logp, row)
+                rec[f"loglik_{side}"] = float(word_logprob(lp, tok, (1, len(tok)))) / (len(tok) - 1)
             out.append(rec)
     return out
 
@@ -62,15 +72,16 @@ def _masked_rows(model, rows: Sequence[Sequence[int]], read: Sequence[int], pad_
     for b in range(0, len(rows), batch_size):
         ids, att = _pad(rows[b:b + batch_size], pad_id, device)
         logits = model(input_ids=ids, attention_mask=att).logits
-        lp = torch.log_softmax(logits[torch.arange(len(ids)), torch.tensor(read[b:b + batch_size])].float(), -1)
+        at = torch.tensor(read[b:b + batch_size], device=device)
+        lp = torch.log_softmax(logits[torch.arange(len(ids), device=device), at].float(), -1)
         if tokens is not None:
             lp = lp.gather(1, torch.tensor(tokens[b:b + batch_size], device=device)[:, None])[:, 0]
         parts.append(lp.cpu())
     return torch.cat(parts)
 
 
-def _masked_effects(model, tokenizer, slots: Sequence[PairSlots], batch_size: int,
-                    desc: str | None) -> list[dict[str, float]]:
+def _masked_effects(model, tokenizer, slots: Sequence[PairSlots], batch_size: int, desc: str | None,
+                    loglik: bool = True) -> list[dict[str, float]]:
     mask, pad = tokenizer.mask_token_id, tokenizer.pad_token_id
     specials = set(tokenizer.all_special_ids)
     slot_rows, chain, pll = [], [], []  # chain/pll items: (pair, side, row ids, read position, token)
@@ -81,7 +92,7 @@ def _masked_effects(model, tokenizer, slots: Sequence[PairSlots], batch_size: in
                 if k == t0:
                     slot_rows.append(row)
                 chain.append((i, side, row, k, ids[k]))
-            for k, tok in enumerate(ids):
+            for k, tok in enumerate(ids if loglik else ()):
                 if tok not in specials:
                     pll.append((i, side, [*ids[:k], mask, *ids[k + 1:]], k, tok))
     slot_lp = _masked_rows(model, slot_rows, [s.target_m[0] if j % 2 == 0 else s.target_f[0]
@@ -102,17 +113,21 @@ def _masked_effects(model, tokenizer, slots: Sequence[PairSlots], batch_size: in
         recs[i][f"loglik_{side}"] += v
         n_tok[i][side] += 1
     for i, s in enumerate(slots):
-        lp_m = lambda ks, r=2 * i: slot_lp[[r] * len(ks)]  # noqa: E731 - only the slot is read
-        lp_f = lambda ks, r=2 * i + 1: slot_lp[[r] * len(ks)]  # noqa: E731
+        if not loglik:
+            recs[i]["loglik_m"] = recs[i]["loglik_f"] = float("nan")
+        lp_m, lp_f = _row_lookup(slot_lp, 2 * i), _row_lookup(slot_lp, 2 * i + 1)  # only the slot is read
         recs[i]["slot_jsd"] = float(effect_terms(s, "masked", lp_m, lp_f)["slot_jsd"])
-        for side in "mf":
+        for side in "mf" if loglik else "":
             recs[i][f"loglik_{side}"] /= max(n_tok[i][side], 1)
     return recs
 
 
 def pair_effects(model, tokenizer, family: Family, pairs: Sequence[Mapping[str, Any]], batch_size: int = 8,
-                 max_length: int = 64, desc: str | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Effects of every pair (one row per scorable pair, keyed by ``id``) and {id: reason} for the rest."""
+                 max_length: int = 64, desc: str | None = None,
+                 loglik: bool = True) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Effects of every pair (one row per scorable pair, keyed by ``id``) and {id: reason} for the rest.
+
+    ``loglik=False`` skips the masked-LM pseudo-log-likelihood (one forward pass per token; NaN then)."""
     slots, failed = encode_pairs(tokenizer, pairs, family, max_length)
     order = sorted(range(len(slots)), key=lambda i: max(len(slots[i].ids_m), len(slots[i].ids_f)))
     slots = [slots[i] for i in order]  # similar lengths per batch: less padding
@@ -120,13 +135,13 @@ def pair_effects(model, tokenizer, family: Family, pairs: Sequence[Mapping[str, 
     if family == "causal":
         recs = _causal_effects(model, pad, slots, batch_size, desc)
     else:
-        recs = _masked_effects(model, tokenizer, slots, batch_size, desc)
+        recs = _masked_effects(model, tokenizer, slots, batch_size, desc, loglik)
     rows = []
     for s, r in zip(slots, recs):
         attr = s.rule == "attribute_logodds"
         rows.append({"id": s.id, "rule": s.rule, "tau": abs(r["omega"]) if attr else r["slot_jsd"],
                      "effect": r["omega"] if attr else r["delta"], **r,
                      "n_tokens_m": len(s.ids_m), "n_tokens_f": len(s.ids_f), "n_shared_after": len(s.shared)})
-    cols = ["id", "rule", "tau", "effect", "slot_jsd", "omega", "context_jsd", "delta", "loglik_m", "loglik_f",
-            "n_tokens_m", "n_tokens_f", "n_shared_after"]
+    cols = ["id", "rule", "tau", "effect", "slot_jsd", "omega", "context_jsd", "delta", "loglik_m",
+            "loglik_f", "n_tokens_m", "n_tokens_f", "n_shared_after"]
     return pd.DataFrame(rows, columns=cols), failed

@@ -38,10 +38,10 @@ class PairSlots:
     ids_f: tuple[int, ...]
     target_m: Span
     target_f: Span
-    diff_m: Span  # the first gendered word that differs, in s_m
+    diff_m: Span  # the first word that differs (the gendered word), in s_m
     diff_f: Span
     rule: Rule
-    shared: tuple[tuple[int, int], ...]  # (k_m, k_f): equal tokens after the first difference (causal only)
+    shared: tuple[tuple[int, int], ...]  # (k_m, k_f): equal tokens after the gendered word (causal only)
 
     def needed(self, side: str) -> list[int]:
         """Token indices whose prediction the causal-LM effect terms read on ``side`` ('m' or 'f')."""
@@ -68,20 +68,24 @@ def token_span(offsets: Sequence[tuple[int, int]], chars: Span) -> Span:
     return hits[0], hits[-1] + 1
 
 
-def _word_at(text: str, offsets: Sequence[tuple[int, int]], k: int) -> Span:
-    """Token span of the whole word that token ``k`` starts (its characters, leading space skipped)."""
-    a, b = offsets[k]
-    if a >= b:
-        raise PairError("the first difference is a special token (one sentence is a prefix of the other)")
-    while a < b - 1 and text[a].isspace():
-        a += 1
-    for m in re.finditer(r"\w+(?:['’]\w+)*", text):
-        if m.start() <= a < m.end():
-            return token_span(offsets, m.span())
-    return token_span(offsets, (a, b))
+WORD = re.compile(r"\w+(?:['’]\w+)*")
 
 
-def encode_text(tokenizer, text: str, family: Family, max_length: int) -> tuple[list[int], list[tuple[int, int]]]:
+def first_difference(s_m: str, s_f: str) -> tuple[Span, Span]:
+    """Character spans of the first word that differs between the two sentences (case-insensitive).
+
+    Words, not tokens: "baron was" vs "baroness was" may share the token "baron", and the first
+    differing *token* ("was" vs "ess") is then not the gendered word.
+    """
+    wm, wf = list(WORD.finditer(s_m)), list(WORD.finditer(s_f))
+    for a, b in zip(wm, wf, strict=False):
+        if a.group().lower() != b.group().lower():
+            return a.span(), b.span()
+    raise PairError("s_m and s_f have the same words")
+
+
+def encode_text(tokenizer, text: str, family: Family,
+                max_length: int) -> tuple[list[int], list[tuple[int, int]]]:
     """Token ids and offsets; causal LMs get a BOS token in front when their tokenizer adds none."""
     enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
     ids, offs = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
@@ -99,21 +103,22 @@ def encode_pair(tokenizer, pair: Mapping[str, Any], family: Family, max_length: 
         ids_f, off_f = encode_text(tokenizer, pair["s_f"], family, max_length)
         t_m = token_span(off_m, word_chars(pair["s_m"], pair["target"]))
         t_f = token_span(off_f, word_chars(pair["s_f"], pair["target"]))
-        d = next((k for k, (a, b) in enumerate(zip(ids_m, ids_f)) if a != b), min(len(ids_m), len(ids_f)))
-        if d == len(ids_m) == len(ids_f):
-            raise PairError("s_m and s_f tokenise identically")
-        diff_m, diff_f = _word_at(pair["s_m"], off_m, d), _word_at(pair["s_f"], off_f, d)
+        diff_chars_m, diff_chars_f = first_difference(pair["s_m"], pair["s_f"])
+        diff_m, diff_f = token_span(off_m, diff_chars_m), token_span(off_f, diff_chars_f)
+        if t_m[0] < diff_m[1] and diff_m[0] < t_m[1]:
+            raise PairError(f"the target '{pair['target']}' overlaps the first gendered word")
     except PairError as err:
         raise PairError(f"pair {pid}: {err}") from None
     rule: Rule = "target_slot"
     shared: tuple[tuple[int, int], ...] = ()
     if family == "causal":
-        if t_m[0] < d:
+        if t_m[0] < diff_m[0]:
             rule = "attribute_logodds"
         if diff_m[0] == 0 or diff_f[0] == 0:
             raise PairError(f"pair {pid}: the gendered word is the first token and the tokenizer has no BOS")
         blocks = difflib.SequenceMatcher(None, ids_m, ids_f, autojunk=False).get_matching_blocks()
-        shared = tuple((a + j, b + j) for a, b, n in blocks for j in range(n) if a + j > d and b + j > d)
+        shared = tuple((a + j, b + j) for a, b, n in blocks for j in range(n)
+                       if a + j >= diff_m[1] and b + j >= diff_f[1])
     return PairSlots(pid, tuple(ids_m), tuple(ids_f), t_m, t_f, diff_m, diff_f, rule, shared)
 
 

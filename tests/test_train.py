@@ -1,0 +1,321 @@
+"""Stage 03: the variant configuration, training of every family, bad input, resume, and DDP equivalence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from fairgender_utils import train_batches
+from fairgender_utils.config import ConfigError
+from fairgender_utils.effects import pair_effects
+from fairgender_utils.io import read_jsonl, write_jsonl
+from fairgender_utils.models import load_model
+from fairgender_utils.paths import REPO_ROOT
+from fairgender_utils.train import TrainingError, train
+from fairgender_utils.train_config import TrainConfig, launch_command
+from tests import fixture_pairs, tiny_models
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # faster than 2 on a busy 2-core machine, and deterministic
+    yield
+    torch.set_num_threads(n)
+
+
+def _cfg(model_dir: Path, causal_dir: Path, out: Path, **kw) -> TrainConfig:
+    values = {"variant": "t", "variants": {}, "model_path": str(model_dir), "causal_dir": str(causal_dir),
+              "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 0, "lr": 1e-3,
+              "warmup_ratio": 0.0,
+              "dropout": False, "count_flops": False, "freeze_embeddings": False, "neighbour_sample": 0,
+              "checkpoint_every": 100, "output_dir": str(out / "model"), "checkpoint_dir": str(out / "ckpt"),
+              "config_path": str(out / "config.json"), "metrics_path": str(out / "metrics.json"),
+              "figures_dir": str(out / "fig"), "plots_dir": str(out / "plots")}
+    values.update(kw)
+    return TrainConfig.from_params(values, "test")
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def _log(folder: Path) -> list[dict]:
+    return list(read_jsonl(folder / "training_log.jsonl"))
+
+
+@pytest.fixture(scope="module")
+def opinionated(tiny_model_dirs, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Per family: a tiny model with measurable gender effects, and its stage-02 outputs."""
+    out = {}
+    for kind in tiny_models.FAMILIES:
+        base = tmp_path_factory.mktemp(f"op_{kind}")
+        model_dir = fixture_pairs.opinionated(tiny_model_dirs[kind], base / "model")
+        out[kind] = (model_dir, fixture_pairs.build_causal_dir(model_dir, base))
+    return out
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_params_variants_resolve() -> None:
+    values = yaml.safe_load((REPO_ROOT / "params" / "train.yaml").read_text())
+    cfg = TrainConfig.from_params(values, "params/train.yaml")
+    assert list(values) == list(TrainConfig.model_fields)
+    assert set(cfg.variants) == {"cda", "fairgender", "no_filter", "no_knn", "no_screen"}
+    runs = {v: cfg.model_copy(update={"variant": v}).for_variant() for v in cfg.variants}
+    assert (runs["cda"].data, runs["cda"].bias_loss) == ("all", False)
+    fg = runs["fairgender"]
+    assert (fg.data, fg.bias_loss, fg.w0) == ("aligned", True, 0.9)
+    assert runs["no_filter"].data == "all" and runs["no_knn"].w0 == 1.0
+    assert runs["no_screen"].causal_dir == "data/causal/unscreened"
+    assert runs["no_knn"].output_dir == "models/trained/no_knn"
+    assert runs["no_knn"].config_path == "results/train/no_knn/config.json"
+    assert runs["no_knn"].for_variant() == runs["no_knn"]  # idempotent: the script may resolve again
+
+
+def test_variant_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="variant 'cdaa' is not a key of 'variants'"):
+        TrainConfig.from_params({"variant": "cdaa"}, "params/train.yaml")
+    with pytest.raises(ConfigError, match="variants.cda: 'bias_los' is not a training parameter"):
+        typo = {"variants": {"cda": {"bias_los": False}}, "variant": "cda"}
+        TrainConfig.from_params(typo, "params/train.yaml")
+    cfg = TrainConfig.from_params({"variants": {"x": {"w0": "high"}}, "variant": "x"}, "params/train.yaml")
+    with pytest.raises(ConfigError, match=r"params/train.yaml \(variant x\): key 'w0'"):
+        cfg.for_variant()
+
+
+def test_launch_command_and_profiles() -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    run = TrainConfig().for_variant()
+    cmd = launch_command(run, python="python")
+    assert cmd[:3] == ["python", "-m", "accelerate.commands.launch"]
+    assert cmd[3:5] == ["--config_file", "params/accelerate/cpu.yaml"]
+    assert cmd[-3:] == ["fairgender_utils.train", "--config", "results/train/fairgender/config.json"]
+    assert "--num_cpu_threads_per_process" in cmd
+    with pytest.raises(ConfigError, match="for_variant"):
+        launch_command(TrainConfig())
+    kinds = {}
+    for name in ("cpu", "single-gpu", "multi-gpu"):
+        kinds[name] = load_config_from_file(str(REPO_ROOT / "params" / "accelerate" / f"{name}.yaml"))
+    assert kinds["cpu"].use_cpu and kinds["multi-gpu"].distributed_type == "MULTI_GPU"
+    assert kinds["single-gpu"].mixed_precision == "bf16"
+
+
+# ------------------------------------------------------------------ training
+
+
+@pytest.mark.parametrize("kind", list(tiny_models.FAMILIES))
+def test_every_family_trains_and_its_bias_goes_down(kind, opinionated, tmp_path) -> None:
+    model_dir, causal_dir = opinionated[kind]
+    pairs = list(read_jsonl(causal_dir / "aligned.jsonl"))
+    model, tok, family = load_model(model_dir)
+    before = pair_effects(model, tok, family, pairs, loglik=False)[0]["tau"].mean()
+    cfg = _cfg(model_dir, causal_dir, tmp_path, epochs=2, lr=3e-3, w0=0.9, neighbour_sample=1, lambda_r=0.1)
+    out = train(cfg)
+    trained, _, trained_family = load_model(out)  # family read from the saved fairgender_source.json
+    after = pair_effects(trained, tok, trained_family, pairs, loglik=False)[0]["tau"].mean()
+    assert trained_family == family
+    assert after < 0.7 * before, (before, after)
+    log = _log(out)
+    assert [r["step"] for r in log] == list(range(1, len(pairs) // 4 * 2 + 1))
+    assert all(r["bias_loss"] > 0 and r["lm_loss"] > 0 for r in log)
+    assert (out / "tokenizer_config.json").exists()
+
+
+def test_kl_regulariser_starts_at_zero_and_cda_has_no_bias_term(opinionated, tmp_path) -> None:
+    model_dir, causal_dir = opinionated["bert"]
+    kl = _log(train(_cfg(model_dir, causal_dir, tmp_path / "kl", lm_loss="kl", max_steps=2)))
+    assert kl[0]["lm_loss"] == pytest.approx(0.0, abs=1e-5)  # the trained model starts as the frozen one
+    cda = _log(train(_cfg(model_dir, causal_dir, tmp_path / "cda", data="all", bias_loss=False, max_steps=2)))
+    assert all(r["bias_loss"] == 0.0 and r["loss"] == pytest.approx(r["lm_loss"]) for r in cda)
+
+
+def test_no_knn_ignores_neighbours(opinionated, tmp_path, monkeypatch) -> None:
+    import fairgender_utils.train as train_module
+
+    model_dir, causal_dir = opinionated["llama"]
+    seen = []
+    original = train_module.build_batch
+
+    def spy(*args, **kwargs):
+        b = original(*args, **kwargs)
+        seen.append((len(b.union), len(b.neighbours)))
+        return b
+
+    monkeypatch.setattr(train_module, "build_batch", spy)
+    train(_cfg(model_dir, causal_dir, tmp_path / "knn", w0=1.0, max_steps=1))
+    no_knn, seen[:] = list(seen), []
+    train(_cfg(model_dir, causal_dir, tmp_path / "mix", w0=0.5, max_steps=1))
+    assert all(u == n for u, n in no_knn)  # w0 = 1: only the batch pairs are scored
+    assert any(u > n for u, n in seen)  # otherwise neighbours join the forward pass
+
+
+@pytest.mark.parametrize("kind", ["bert", "llama"])
+def test_training_j_matches_the_per_pair_definition(kind, opinionated) -> None:
+    from fairgender_utils.losses import pair_j
+    from fairgender_utils.slots import encode_pairs
+    from fairgender_utils.train import Scorer
+
+    model_dir, causal_dir = opinionated[kind]
+    model, tok, family = load_model(model_dir)
+    slots, _ = encode_pairs(tok, list(read_jsonl(causal_dir / "aligned.jsonl")), family)
+    info = train_batches.TokenInfo(tok.pad_token_id, tok.mask_token_id, model.config.vocab_size,
+                                   frozenset(tok.all_special_ids))
+    nb = [[(i + 1) % len(slots)] for i in range(len(slots))]
+    b = train_batches.build_batch(slots, [0, 1, 2], nb, family, info, epoch=0, seed=0, use_bias=True,
+                                  use_lm=True, w0=0.5)
+    rows, cols, sizes = b.head_positions()
+    with torch.no_grad():
+        logits = torch.split(Scorer(model, family)(b.input_ids, b.attention_mask, rows, cols), sizes)
+        parts = train_batches.batch_loss(logits, b, use_bias=True, use_lm=True, w0=0.5, lambda_r=0.0)
+        # the definition, pair by pair, from full forward passes of the same rows
+        full = torch.log_softmax(model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits, -1)
+        shift = 1 if family == "causal" else 0
+        js = []
+        for u, (rm, rf) in zip(b.union, b.sides, strict=True):
+            js.append(pair_j(slots[u], family, lambda ks, r=rm: full[r, [k - shift for k in ks]],
+                             lambda ks, r=rf: full[r, [k - shift for k in ks]]))
+        lb = [0.5 * js[i] + 0.5 * torch.stack([js[k] for k in b.neighbours[i]]).mean() for i in range(3)]
+        want = sum(lb) / 3
+    assert parts["bias"].item() == pytest.approx(want.item(), rel=1e-4)
+    assert len(b.union) > 3  # the neighbours joined the forward pass
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_nan_loss_names_step_and_pairs(opinionated, tmp_path, monkeypatch) -> None:
+    model_dir, causal_dir = opinionated["llama"]
+    def nan_j(logp_m, *args):  # one NaN per pair; args[7] is attribute_rule (one entry per pair)
+        return logp_m.sum() * 0 + torch.full((args[7].shape[0],), float("nan"))
+
+    monkeypatch.setattr(train_batches, "batched_j", nan_j)
+    pattern = r"non-finite loss \(nan\) at step 1; pairs in the batch: p\d{4}-\w+, p\d{4}"
+    with pytest.raises(TrainingError, match=pattern):
+        train(_cfg(model_dir, causal_dir, tmp_path))
+
+
+def test_missing_or_empty_data(opinionated, tmp_path) -> None:
+    model_dir, causal_dir = opinionated["llama"]
+    with pytest.raises(TrainingError, match="run the causal stage first"):
+        train(_cfg(model_dir, tmp_path / "nowhere", tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for name in ("aligned.jsonl", "unaligned.jsonl", "neighbours.jsonl"):
+        write_jsonl(empty / name, [])
+    with pytest.raises(TrainingError, match="no training pairs"):
+        train(_cfg(model_dir, empty, tmp_path))
+    with pytest.raises(TrainingError, match="fewer than batch_size=64"):
+        train(_cfg(model_dir, causal_dir, tmp_path, batch_size=64, micro_batch_size=2))
+    with pytest.raises(ConfigError, match="not a multiple of micro_batch_size=3"):
+        train(_cfg(model_dir, causal_dir, tmp_path, batch_size=4, micro_batch_size=3))
+
+
+def test_unusable_checkpoint_stops_unless_asked(opinionated, tmp_path) -> None:
+    model_dir, causal_dir = opinionated["llama"]
+    train(_cfg(model_dir, causal_dir, tmp_path, max_steps=2, checkpoint_every=1))
+    newest = tmp_path / "ckpt" / "step_0000002"
+    (newest / "optimizer.bin").write_bytes(b"truncated")
+    with pytest.raises(TrainingError, match=r"step_0000002 is unusable: optimizer.bin has 9 bytes"):
+        train(_cfg(model_dir, causal_dir, tmp_path, max_steps=3, checkpoint_every=1))
+    (newest / "complete.json").unlink()  # as if a kill interrupted the save
+    with pytest.raises(TrainingError, match="no complete.json"):
+        train(_cfg(model_dir, causal_dir, tmp_path, max_steps=3, checkpoint_every=1))
+    with pytest.warns(UserWarning, match="unusable .* starting afresh as asked"):
+        out = train(_cfg(model_dir, causal_dir, tmp_path, max_steps=3, checkpoint_every=1,
+                         fresh_if_unusable=True))
+    assert [r["step"] for r in _log(out)] == [1, 2, 3]
+    assert json.loads((out / "fairgender_source.json").read_text())["training"]["resumed_from"] is None
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(opinionated, tmp_path) -> None:
+    model_dir, causal_dir = opinionated["bert"]  # masked LM: MLM masking and dropout randomness
+    kw = {"epochs": 2, "max_steps": 8, "checkpoint_every": 2, "dropout": True, "warmup_ratio": 0.2,
+          "neighbour_sample": 1, "w0": 0.9}
+    whole = train(_cfg(model_dir, causal_dir, tmp_path / "whole", **kw))
+    cfg = _cfg(model_dir, causal_dir, tmp_path / "killed", **kw)
+    cfg.write(cfg.config_path)
+    cmd = [sys.executable, "-m", "fairgender_utils.train", "--config", cfg.config_path,
+           "--kill-after-step", "7"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=_subprocess_env(), capture_output=True, check=False)
+    # SIGKILL after step 7; the last checkpoint is step 6
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert len(_log(tmp_path / "killed" / "ckpt")) == 7
+    resumed = train(cfg)
+    meta = json.loads((resumed / "fairgender_source.json").read_text())
+    assert meta["training"]["resumed_from"].endswith("step_0000006")
+    assert [r["step"] for r in _log(resumed)] == list(range(1, 9))
+    assert _max_diff(_weights(whole), _weights(resumed)) < 1e-6
+    assert _max_diff(_weights(whole), _weights(model_dir)) > 1e-3  # it did train
+
+
+@pytest.mark.slow  # about 30 s on a busy 2-core machine: three interpreter starts
+def test_two_processes_match_one(opinionated, tmp_path) -> None:
+    model_dir, causal_dir = opinionated["llama"]
+    one = train(_cfg(model_dir, causal_dir, tmp_path / "one", max_steps=3, micro_batch_size=4))
+    cfg = _cfg(model_dir, causal_dir, tmp_path / "two", max_steps=3, micro_batch_size=2)
+    cfg.write(cfg.config_path)
+    env = dict(_subprocess_env(), ACCELERATE_USE_CPU="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", "29517",
+           "-m", "fairgender_utils.train", "--config", cfg.config_path]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    two = tmp_path / "two" / "model"
+    assert json.loads((two / "fairgender_source.json").read_text())["training"]["num_processes"] == 2
+    log1, log2 = _log(one), _log(two)
+    assert [r["loss"] for r in log2] == pytest.approx([r["loss"] for r in log1], rel=1e-5)
+    assert _max_diff(_weights(one), _weights(two)) < 1e-4
+    assert _max_diff(_weights(one), _weights(model_dir)) > 1e-3
+
+
+def test_speed_summary_hand_values() -> None:
+    from fairgender_utils.perf import speed_summary, training_metrics
+
+    log = [{"step": 1, "seconds": 9.0, "tokens": 100, "flops": 4e9, "peak_memory_mib": 10.0, "loss": 3.0,
+            "bias_loss": 1.0, "lm_loss": 2.0},
+           {"step": 2, "seconds": 2.0, "tokens": 100, "flops": 2e9, "peak_memory_mib": 12.0, "loss": 2.0,
+            "bias_loss": 0.5, "lm_loss": 1.5},
+           {"step": 3, "seconds": 2.0, "tokens": 300, "flops": 6e9, "peak_memory_mib": 11.0, "loss": 1.0,
+            "bias_loss": 0.25, "lm_loss": 0.75}]
+    s = speed_summary(log, [{"best": 20.0, "median": 10.0}, {"best": 16.0, "median": 6.0}])
+    # steps 2-3: 4 s, 400 tokens, 8 GFLOP -> 100 tokens/s, 2 s/step, 2 GFLOP/s; matmul median 8, best 20
+    assert (s["tokens_per_second"], s["seconds_per_step"], s["achieved_gflops"]) == (100.0, 2.0, 2.0)
+    assert (s["fraction_of_matmul_median"], s["fraction_of_matmul_best"]) == (0.25, 0.1)
+    assert s["peak_memory_mib"] == 12.0
+    m = training_metrics(log, {"training": {"steps": 3, "matmul_gflops": []}})
+    assert (m["loss_start"], m["loss_end"], m["steps"]) == (3.0, 1.0, 3)  # one-step windows in a 3-step run
+
+
+def test_checkpoint_of_another_run_is_not_resumed(opinionated, tmp_path) -> None:
+    model_dir, causal_dir = opinionated["llama"]
+    train(_cfg(model_dir, causal_dir, tmp_path, max_steps=2, checkpoint_every=1))
+    # parameters changed since (dvc repro reruns the stage): the old checkpoint is stale
+    with pytest.warns(UserWarning, match=r"belongs to another run \(lr: 0.001 -> 0.002\); starting afresh"):
+        out = train(_cfg(model_dir, causal_dir, tmp_path, max_steps=2, checkpoint_every=1, lr=2e-3))
+    assert json.loads((out / "fairgender_source.json").read_text())["training"]["resumed_from"] is None
+    # the same run again resumes from its last checkpoint (and has nothing left to do)
+    again = train(_cfg(model_dir, causal_dir, tmp_path, max_steps=2, checkpoint_every=1, lr=2e-3))
+    meta = json.loads((again / "fairgender_source.json").read_text())
+    assert meta["training"]["resumed_from"].endswith("step_0000002")
