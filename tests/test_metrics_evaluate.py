@@ -1,0 +1,104 @@
+"""Evaluate stage: config and notebook parity, a tiny end-to-end run, files, figures, compare_to_base."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import pytest
+import yaml
+
+from fairgender_utils.config import ConfigError
+from fairgender_utils.metrics import evaluate, plots
+from fairgender_utils.metrics.evaluate import EvaluateConfig
+from fairgender_utils.metrics.stats import compare_to_base
+from fairgender_utils.paths import repo_path
+from tests.metrics_fixtures import one_thread, tiny  # noqa: F401  (fixtures)
+
+matplotlib.use("Agg")
+
+
+def test_params_file_notebook_and_config_agree():
+    values = yaml.safe_load(repo_path("params/evaluate.yaml").read_text())
+    assert list(values) == list(EvaluateConfig.model_fields)
+    assert EvaluateConfig.from_params(values, "params/evaluate.yaml") == EvaluateConfig()
+    nb = json.loads(repo_path("notebooks/04_evaluate.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    names = [line.split("=")[0].strip() for line in "".join(cell["source"]).splitlines() if line.strip()]
+    assert names == list(values)
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in code)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"glue_tasks": ["mnli"]}, "unknown task 'mnli'"),
+    ({"model": "models/trained/nonexistent"}, "folder not found"),
+    ({"crows_mode": "both"}, "crows_mode"),
+    ({"n_boot": 10}, "n_boot"),
+    ({"colour": 1}, "unknown key"),
+])
+def test_bad_params_are_clear_errors(change, message):
+    values = {**yaml.safe_load(repo_path("params/evaluate.yaml").read_text()), **change}
+    with pytest.raises(ConfigError, match=message):
+        EvaluateConfig.from_params(values, "params/evaluate.yaml")
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model_dirs, data_dir, tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluate")
+    base = out / "base"
+    cfg = EvaluateConfig(model=str(tiny_model_dirs["bert"]), data_dir=str(data_dir), out_dir=str(base),
+                         stereoset_domains="gender", crows_subset="gender", seat_tests=["sent-weat7b"],
+                         n_boot=100, seat_n_samples=2000, glue_tasks=["wnli"], glue_train_n=30, glue_dev_n=20,
+                         metrics_path=str(base / "metrics.json"), config_path=str(base / "config.json"))
+    model, tok, family, scorer = evaluate.setup(cfg)
+    seat_res = evaluate.run_seat(cfg, model, tok)
+    ss_res, ss_table = evaluate.run_stereoset(cfg, scorer)
+    crows_res, crows_table = evaluate.run_crows(cfg, scorer)
+    glue_table, glue_skipped = evaluate.run_glue(cfg, model, tok)
+    skipped = evaluate.skipped_items(seat_res, ss_res, crows_res, glue_skipped)
+    summary = evaluate.summary_table(cfg.variant, seat_res, ss_table, crows_table, glue_table)
+    evaluate.save_tables(cfg.out_dir, "items", {"seat": seat_res.items, "stereoset": ss_res.items,
+                                                "crows_pairs": crows_res.items, "skipped": skipped})
+    timing = {"seat": {"wall": 2.0, "cpu": 1.0}}
+    metrics = evaluate.metrics(cfg, family, seat_res, ss_table, crows_table, glue_table, skipped, timing)
+    return {"cfg": cfg, "out": out, "seat": seat_res, "ss": ss_res, "ss_table": ss_table, "crows": crows_res,
+            "crows_table": crows_table, "glue": glue_table, "summary": summary, "metrics": metrics}
+
+
+def test_tiny_end_to_end(run):
+    assert len(run["crows"].items) == 262 and len(run["ss"].items) == 255  # the gender subsets
+    assert list(run["ss_table"]["subset"]) == ["gender"] and list(run["crows_table"]["subset"]) == ["gender"]
+    m = run["metrics"]
+    assert set(m) >= {"seat", "stereoset", "crows_pairs", "glue", "skipped", "timing_s"}
+    assert 0 <= m["crows_pairs"]["gender"]["score"] <= 100 and m["stereoset"]["gender"]["n_terms"] == 10
+    assert set(m["seat"]["tests"]) == {"sent-weat7b"} and m["glue"]["wnli"]["metric"] == "accuracy"
+    json.dumps(m, allow_nan=False)  # strict JSON: no NaN (sd of a single run is null)
+    assert m["timing_s"]["total"] == {"wall": 2.0, "cpu": 1.0}
+    s = run["summary"]
+    assert set(s["benchmark"]) == {"SEAT", "StereoSet", "CrowS-Pairs", "GLUE"}
+    assert set(s["variant"]) == {"base"}
+    items = repo_path(run["cfg"].out_dir) / "items"
+    assert {p.name for p in items.iterdir()} == {"seat.csv", "stereoset.csv", "crows_pairs.csv",
+                                                 "skipped.csv"}
+
+
+def test_figures_for_several_variants(run, tmp_path):
+    both = [run["summary"], run["summary"].assign(variant="cda")]
+    summary = evaluate.pd.concat(both, ignore_index=True)
+    png = plots.save(plots.metric_bars(summary, "gender"), summary, tmp_path, "bars")
+    seat_tab = evaluate.pd.concat([run["seat"].table.assign(variant=v) for v in ("base", "cda")])
+    plots.save(plots.seat_heatmap(seat_tab), seat_tab, tmp_path, "seat")
+    diffs = run["crows"].items.assign(benchmark="CrowS-Pairs", variant="base")
+    diffs = diffs[["variant", "benchmark", "diff"]]
+    plots.save(plots.score_differences(diffs), diffs, tmp_path, "diffs")
+    assert png.stat().st_size > 1000
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"bars.csv", "seat.csv", "diffs.csv"}
+
+
+def test_compare_to_base_on_written_items(run):
+    items = repo_path(run["cfg"].out_dir) / "items"
+    df = compare_to_base(items, items, n_perm=500)
+    assert list(df["comparison"]) == ["crows_pairs/gender", "crows_pairs/all", "stereoset/gender",
+                                      "stereoset/all", "seat/sent-weat7b"]
+    assert (df["p"] == 1.0).all() and (df["n_base_only"].fillna(0) == 0).all()
