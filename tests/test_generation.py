@@ -56,7 +56,7 @@ def params(**overrides):
 
 
 def config(**overrides) -> gen.GenerateConfig:
-    return gen.GenerateConfig.from_params(params(**overrides), "params/generate.yaml")
+    return gen.GenerateConfig.from_params(params(**overrides), "params/generate.yaml", check_paths=False)
 
 
 def good_answer(prompt: str) -> str:
@@ -151,7 +151,7 @@ def endpoint(url: str, api: str = "completions") -> Endpoint:
 
 def test_params_file_is_valid_and_names_existing_generators():
     cfg = gen.GenerateConfig.from_params(
-        yaml.safe_load((REPO_ROOT / "params/generate.yaml").read_text()), "p"
+        yaml.safe_load((REPO_ROOT / "params/generate.yaml").read_text()), "p", check_paths=False
     )
     assert cfg.generator in cfg.generators and set(cfg.compare_generators) <= set(cfg.generators)
 
@@ -202,7 +202,7 @@ def test_each_attribute_alternates_its_starting_side():
 
 def test_prompts_for_both_apis():
     cfg = gen.GenerateConfig.from_params(
-        yaml.safe_load((REPO_ROOT / "params/generate.yaml").read_text()), "p"
+        yaml.safe_load((REPO_ROOT / "params/generate.yaml").read_text()), "p", check_paths=False
     )
     text = gen.build_prompt(cfg, "completions", 1, attribute="uncle", target="pilot")
     assert text.endswith("Words: uncle, pilot | Sentence:") and text.count("\n") >= 3
