@@ -38,7 +38,7 @@ class CausalConfig(StageConfig):
     model_path: str = "models/base/gemma-3-270m"
     family: Literal["", "masked", "causal"] = ""  # "": read from the model folder's fairgender_source.json
     device: str = "auto"  # auto: cuda when available, else cpu
-    cpu_threads: int = Field(default=1, ge=0)  # torch threads on a CPU; 0: torch's default (all cores)
+    cpu_threads: int = Field(default=0, ge=0)  # torch threads on a CPU; 0: torch's default (all cores)
     screen_toxic: bool = True
     unscreened_dir: str = "data/causal/unscreened"
     reference_tasks: list[Literal["sst2", "cola", "mrpc", "stsb", "rte", "wnli"]] = Field(

@@ -71,7 +71,7 @@ class GenerateConfig(StageConfig):
     cb_num_blocks: int = Field(default=48, ge=0)
     cb_max_batch_tokens: int = Field(default=1024, ge=0)
     server_device: str = "cpu"
-    server_threads: int = Field(default=1, ge=0)
+    server_threads: int = Field(default=0, ge=0)
     server_startup_timeout_s: float = Field(default=600.0, gt=0)
     min_words: int = Field(default=4, ge=1)
     max_words: int = Field(default=40, ge=1)
@@ -83,7 +83,7 @@ class GenerateConfig(StageConfig):
     chat_system_prompt: str
     step1_chat_prompt: str
     step2_chat_prompt: str
-    journal_path: str = "data/generated/journal.jsonl"
+    journal_path: str = "results/generate/journal.jsonl"
     pairs_path: str = "data/generated/pairs.jsonl"
     rejects_path: str = "data/generated/rejects.jsonl"
     provenance_path: str = "data/generated/provenance.json"

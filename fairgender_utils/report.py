@@ -66,6 +66,32 @@ def _read(cfg: ReportConfig, name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+TRAIN_FACTS = ["pairs", "unscorable_pairs", "steps", "lm_loss_start", "lm_loss_end", "bias_loss_start",
+               "bias_loss_end"]
+
+
+def ablation_table(cfg: ReportConfig) -> pd.DataFrame:
+    """ABLATIONS for the reported variants, with what stage 03 recorded for each (pairs, steps, losses).
+
+    The base model was not trained: its training columns are empty. A trained variant without
+    ``<train_dir>/<variant>/metrics.json`` is an error naming the file.
+    """
+    import json
+
+    rows = []
+    for v in cfg.variants:
+        facts: dict = {}
+        if v != cfg.base_variant:
+            path = repo_path(cfg.train_dir) / v / "metrics.json"
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: missing; run the train stage for variant '{v}'")
+            metrics = json.loads(path.read_text())
+            facts = {k: metrics.get(k) for k in TRAIN_FACTS}
+        rows.append({"variant": v, **facts})
+    table = ABLATIONS.merge(pd.DataFrame(rows), on="variant", how="right")
+    return table.set_index("variant").reindex(columns=[*ABLATIONS.columns[1:], *TRAIN_FACTS])
+
+
 def load_summary(cfg: ReportConfig) -> pd.DataFrame:
     """Tidy rows (variant, benchmark, subset, metric, value, ci_low, ci_high) of every variant."""
     return _read(cfg, "summary")

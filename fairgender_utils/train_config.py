@@ -67,7 +67,7 @@ class TrainConfig(StageConfig):
     fresh_if_unusable: bool = False  # a corrupt checkpoint: False stops with an error, True starts afresh
     count_flops: bool = True  # count the FLOPs of each step (torch.utils.flop_counter)
     accelerate_profile: Literal["cpu", "single-gpu", "multi-gpu"] = "cpu"
-    cpu_threads: int = Field(default=1, ge=0)  # threads per CPU process; 0: accelerate's choice (all cores)
+    cpu_threads: int = Field(default=0, ge=0)  # threads per CPU process; 0: accelerate's choice (physical cores / processes)
     output_dir: str = "models/trained/{variant}"
     checkpoint_dir: str = "models/checkpoints/{variant}"
     figures_dir: str = "results/train/{variant}/figures"

@@ -79,3 +79,18 @@ def test_tradeoff_and_headline(cfg: report.ReportConfig) -> None:
     assert data.set_index("variant").loc["debiased", "SS |SS-50|"] == pytest.approx(5.0)
     head = report.headline(summary, report.significance(cfg))
     assert head["debiased"]["CrowS-Pairs score"] == 50.0 and head["debiased"]["significant_vs_base"] >= 1
+
+
+def test_ablation_table_reads_training_facts(cfg: report.ReportConfig) -> None:
+    import json
+
+    with pytest.raises(FileNotFoundError, match="debiased/metrics.json: missing"):
+        report.ablation_table(cfg)
+    for v, pairs in (("debiased", 49), ("same", 12)):
+        (Path(cfg.train_dir) / v / "metrics.json").write_text(json.dumps(
+            {"pairs": pairs, "unscorable_pairs": 0, "steps": 9, "lm_loss_start": 4.9, "lm_loss_end": 3.4,
+             "bias_loss_start": 0.2, "bias_loss_end": 0.8}))
+    table = report.ablation_table(cfg)
+    assert list(table.index) == ["base", "debiased", "same"]
+    assert table.loc["debiased", "pairs"] == 49 and table.loc["same", "pairs"] == 12
+    assert pd.isna(table.loc["base", "steps"]) and table.loc["base", "loss"] == "the original model"

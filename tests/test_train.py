@@ -105,7 +105,9 @@ def test_launch_command_and_profiles() -> None:
     assert cmd[:3] == ["python", "-m", "accelerate.commands.launch"]
     assert cmd[3:5] == ["--config_file", "params/accelerate/cpu.yaml"]
     assert cmd[-3:] == ["fairgender_utils.train", "--config", "results/train/fairgender/config.json"]
-    assert "--num_cpu_threads_per_process" in cmd
+    assert "--num_cpu_threads_per_process" not in cmd  # 0: accelerate's choice
+    pinned = launch_command(TrainConfig(cpu_threads=1).for_variant(), python="python")
+    assert pinned[pinned.index("--num_cpu_threads_per_process") + 1] == "1"
     with pytest.raises(ConfigError, match="for_variant"):
         launch_command(TrainConfig())
     kinds = {}

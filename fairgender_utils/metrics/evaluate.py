@@ -36,7 +36,7 @@ class EvaluateConfig(StageConfig):
     data_dir: InputPath = "data/raw"
     out_dir: str = "results/evaluate/base"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    torch_threads: int = Field(1, ge=0)  # 0: torch's default
+    torch_threads: int = Field(0, ge=0)  # 0: torch's default (all cores)
     batch_tokens: int = Field(4096, ge=64)
     seed: int = 42
     ci_level: float = Field(0.95, gt=0, lt=1)
