@@ -3,7 +3,7 @@
 ``python -m fairgender_utils.stage notebooks/03_train.ipynb params/train.yaml results/train/cda -p variant cda``
 is what each ``dvc.yaml`` command calls. It is ``papermill -k fairgender -f PARAMS [-p K V] NOTEBOOK OUT``
 preceded by the strict config check (a typo'd key or a wrong value stops before the kernel starts, with one
-line naming the file and the key) and followed by ``jupyter nbconvert --to html``.
+line naming the file and the key) and followed by nbconvert to HTML (JupyterLab look, no CDN script).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from fairgender_utils.config import ConfigError, config_for
 from fairgender_utils.paths import REPO_ROOT, repo_path
 
 KERNEL = "fairgender"
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def run(notebook: str, params: str, out_dir: str, overrides: dict[str, object]) -> Path:
     """Validate, execute and render; return the executed notebook's path."""
     import papermill
-    from nbconvert import HTMLExporter
 
     values = yaml.safe_load(repo_path(params).read_text()) or {}
     if not isinstance(values, dict):
@@ -34,9 +34,20 @@ def run(notebook: str, params: str, out_dir: str, overrides: dict[str, object]) 
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(repo_path(notebook)), str(out), parameters=values, kernel_name=KERNEL,
                                cwd=str(REPO_ROOT), progress_bar=True)
-    html, _ = HTMLExporter(template_name="lab").from_filename(str(out))
-    out.with_suffix(".html").write_text(html, encoding="utf-8")
+    render_html(out)
     return out
+
+
+def render_html(notebook: Path) -> Path:
+    """Render an executed notebook to HTML beside it, with JupyterLab's look and no script fetched from a
+    CDN (``templates/offline``): the page shows every table and inline figure without network."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)])
+    html, _ = exporter.from_filename(str(notebook))
+    path = notebook.with_suffix(".html")
+    path.write_text(html, encoding="utf-8")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

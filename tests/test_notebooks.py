@@ -78,3 +78,31 @@ def test_the_check_can_fail(tmp_path) -> None:
     cell.outputs = [nbformat.v4.new_output("stream", text="1")]
     nb.cells.append(cell)
     assert _dirty(nb)
+
+
+def test_rendered_html_needs_no_network(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nbformat
+
+    from fairgender_utils.stage import render_html
+
+    buf = io.BytesIO()
+    plt.figure(figsize=(1, 1))
+    plt.savefig(buf, format="png")
+    plt.close("all")
+    png = base64.b64encode(buf.getvalue()).decode()
+    cell = nbformat.v4.new_code_cell("plot()", outputs=[nbformat.v4.new_output(
+        "display_data", data={"image/png": png, "text/plain": "<Figure>"})])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), cell])
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    html = render_html(path).read_text()
+    assert "<h1" in html and f"data:image/png;base64,{png[:40]}" in html
+    assert not re.search(r"<script[^>]+src=\"https?://", html), "a script is fetched from the network"
+    assert not re.search(r"import\(\"https?://", html)
