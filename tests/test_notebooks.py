@@ -106,3 +106,23 @@ def test_rendered_html_needs_no_network(tmp_path: Path) -> None:
     assert "<h1" in html and f"data:image/png;base64,{png[:40]}" in html
     assert not re.search(r"<script[^>]+src=\"https?://", html), "a script is fetched from the network"
     assert not re.search(r"import\(\"https?://", html)
+
+
+def test_top_level_plots_name_committed_columns() -> None:
+    """Every `dvc plots show` definition points at a stage's plot table and at columns it has."""
+    import pandas as pd
+
+    dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    declared = [str(o if isinstance(o, str) else next(iter(o)))
+                for stage in dvc["stages"].values() for o in stage.get("do", stage).get("outs", [])]
+    for definition in dvc["plots"]:
+        (title, props), = definition.items()
+        assert "'" not in title, f"{title}: an apostrophe breaks dvc's HTML template"
+        for path, columns in props["y"].items():
+            parent = path.rsplit("/", 1)[0]  # results/<stage>[/<variant>]/plots
+            variant = parent.split("/")[2]
+            assert parent in {d.replace("${item}", variant).replace("${key}", variant) for d in declared}, \
+                f"{path}: not in a declared stage output"
+            header = pd.read_csv(REPO_ROOT / path, nrows=0).columns
+            for col in [props["x"], *([columns] if isinstance(columns, str) else columns)]:
+                assert col in header, f"dvc.yaml plot '{title}': column '{col}' not in {path}"
