@@ -126,3 +126,13 @@ def test_top_level_plots_name_committed_columns() -> None:
             header = pd.read_csv(REPO_ROOT / path, nrows=0).columns
             for col in [props["x"], *([columns] if isinstance(columns, str) else columns)]:
                 assert col in header, f"dvc.yaml plot '{title}': column '{col}' not in {path}"
+
+
+def test_committed_html_needs_no_network() -> None:
+    """The rendered notebooks in results/ load nothing from the network and embed their figures."""
+    pages = sorted((REPO_ROOT / "results").rglob("*.html"))
+    assert pages, "results/ holds no rendered notebook"
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert not re.search(r"<script[^>]+src=\"https?://|import\(\"https?://", html), f"{page}: fetches a script"
+        assert not re.search(r"<img[^>]+src=\"(?!data:)", html), f"{page}: an image that is not inline"
