@@ -7,6 +7,8 @@ variant) and the bias-vs-language-quality trade-off figure.
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -76,20 +78,17 @@ def ablation_table(cfg: ReportConfig) -> pd.DataFrame:
     The base model was not trained: its training columns are empty. A trained variant without
     ``<train_dir>/<variant>/metrics.json`` is an error naming the file.
     """
-    import json
-
     rows = []
     for v in cfg.variants:
-        facts: dict = {}
-        if v != cfg.base_variant:
-            path = repo_path(cfg.train_dir) / v / "metrics.json"
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: missing; run the train stage for variant '{v}'")
-            metrics = json.loads(path.read_text())
-            facts = {k: metrics.get(k) for k in TRAIN_FACTS}
-        rows.append({"variant": v, **facts})
-    table = ABLATIONS.merge(pd.DataFrame(rows), on="variant", how="right")
-    return table.set_index("variant").reindex(columns=[*ABLATIONS.columns[1:], *TRAIN_FACTS])
+        if v == cfg.base_variant:
+            continue
+        path = repo_path(cfg.train_dir) / v / "metrics.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing; run the train stage for variant '{v}'")
+        metrics = json.loads(path.read_text())
+        rows.append({"variant": v, **{k: metrics.get(k) for k in TRAIN_FACTS}})
+    facts = pd.DataFrame(rows, columns=["variant", *TRAIN_FACTS]).set_index("variant")
+    return ABLATIONS.set_index("variant").reindex(cfg.variants).join(facts)
 
 
 def load_summary(cfg: ReportConfig) -> pd.DataFrame:
