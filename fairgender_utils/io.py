@@ -1,7 +1,9 @@
-"""Small file helpers shared by the stages: JSON metrics, JSONL records that survive a crash."""
+"""Small file helpers shared by the stages: JSON metrics, JSONL records that survive a crash, CSV tables,
+stable hashes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -62,3 +64,16 @@ def read_jsonl(path: str | Path, strict: bool = True) -> Iterator[dict[str, Any]
                 warnings.warn(msg + "; skipped, the rest kept", stacklevel=2)
                 continue
             yield rec
+
+
+def write_tables(out_dir: str | Path, folder: str, tables: Mapping[str, Any]) -> None:
+    """Write each DataFrame of ``tables`` as ``out_dir/folder/<name>.csv`` (no index)."""
+    base = repo_path(out_dir) / folder
+    base.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        df.to_csv(base / f"{name}.csv", index=False)
+
+
+def short_hash(obj: Any) -> str:
+    """Short stable hash of a JSON-able object (generation settings -> journal keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 # ---------------------------------------------------------------- word lists
 
@@ -153,7 +153,8 @@ class GlueExample:
     label: float  # class index for classification tasks, score for STS-B
 
 
-GLUE_TASKS = ("sst2", "cola", "mrpc", "stsb", "rte", "wnli")
+GlueTask = Literal["sst2", "cola", "mrpc", "stsb", "rte", "wnli"]
+GLUE_TASKS: tuple[str, ...] = get_args(GlueTask)
 _RTE_LABELS = {"entailment": 0.0, "not_entailment": 1.0}
 
 # task -> split -> (files, header?, text_a column, text_b column, label column)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from fairgender_utils.config import ConfigError, config_for
+from fairgender_utils.config import ConfigError, load, read_params
 from fairgender_utils.paths import REPO_ROOT, repo_path
 
 KERNEL = "fairgender"
@@ -25,11 +25,8 @@ def run(notebook: str, params: str, out_dir: str, overrides: dict[str, object]) 
     """Validate, execute and render; return the executed notebook's path."""
     import papermill
 
-    values = yaml.safe_load(repo_path(params).read_text()) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{params}: expected a mapping of keys to values")
-    values.update(overrides)
-    config_for(Path(params).stem).from_params(values, params)
+    values = {**read_params(params), **overrides}
+    load(params, overrides)  # the same check as `python -m fairgender_utils.config`, before any work
     out = repo_path(out_dir) / Path(notebook).name
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(repo_path(notebook)), str(out), parameters=values, kernel_name=KERNEL,
@@ -50,14 +47,37 @@ def render_html(notebook: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m fairgender_utils.stage", description=__doc__.splitlines()[0])
     ap.add_argument("notebook")
     ap.add_argument("params")
     ap.add_argument("out_dir")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                     help="override one parameter (the value is read as YAML)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def dvc_runs() -> dict[str, tuple[str, str, str, dict[str, object]]]:
+    """Every stage of dvc.yaml that runs this module, as dvc.yaml resolves it (``vars``, ``foreach``):
+    {stage name: (notebook, params file, out_dir, overrides)}."""
+    import shlex
+
+    from dvc.repo import Repo
+
+    runs = {}
+    with Repo(str(REPO_ROOT)) as repo:
+        for stage in repo.index.stages:
+            words = shlex.split(getattr(stage, "cmd", "") or "")
+            if words[:3] != ["python", "-m", "fairgender_utils.stage"]:
+                continue
+            args = _parser().parse_args(words[3:])
+            runs[stage.addressing] = (args.notebook, args.params, args.out_dir,
+                                      {k: yaml.safe_load(v) for k, v in args.p})
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     overrides = {k: yaml.safe_load(v) for k, v in args.p}
     try:
         run(args.notebook, args.params, args.out_dir, overrides)

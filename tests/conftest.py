@@ -23,8 +23,9 @@ def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """A data folder materialised by the data stage's own code (from the mirror beside the checkout)."""
-    from fairgender_utils.data import DataConfig, materialise
+    from fairgender_utils.data.fetch import materialise
+    from tests.params import stage_config
 
     out = tmp_path_factory.mktemp("data")
-    materialise(DataConfig(data_dir=str(out), try_network=False))
+    materialise(stage_config("data", data_dir=str(out), try_network=False))
     return out

@@ -86,16 +86,18 @@ def opinionated(model_dir: Path, out: Path, init_range: float = 0.2, seed: int =
 def build_causal_dir(model_dir: Path, out: Path, sim_min: float = 0.0, theta: float = 0.2) -> Path:
     """Run stage 02's functions on the fixture pairs (reference corpus: the tiny models' corpus) into ``out``;
     return the folder that holds aligned.jsonl, unaligned.jsonl and neighbours.jsonl."""
-    from fairgender_utils import causal
+    from fairgender_utils.causal import alignment as causal
     from fairgender_utils.io import write_jsonl
-    from fairgender_utils.models import load_model
+    from fairgender_utils.lm.loading import load_model
     from tests import tiny_models
 
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "pairs.jsonl", pairs())
     d = out / "causal"
-    cfg = causal.CausalConfig(
-        pairs_path=str(out / "pairs.jsonl"), data_dir=str(out), model_path=str(model_dir), sim_min=sim_min,
+    from tests.params import stage_config
+
+    cfg = stage_config(
+        "causal", pairs_path=str(out / "pairs.jsonl"), data_dir=str(out), model_path=str(model_dir), sim_min=sim_min,
         theta=theta, aligned_path=str(d / "aligned.jsonl"), unaligned_path=str(d / "unaligned.jsonl"),
         neighbours_path=str(d / "neighbours.jsonl"), effects_path=str(d / "effects.csv"),
         unscreened_dir=str(d / "unscreened"))

@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests of fairgender_utils.metrics."""
+"""Fixtures shared by the tests of fairgender_utils.evaluate."""
 
 from __future__ import annotations
 
@@ -18,6 +18,6 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dirs):
     """{'bert'|'roberta'|'albert'|'llama': (model, tokenizer, family)} loaded once per module."""
-    from fairgender_utils.models import load_model
+    from fairgender_utils.lm.loading import load_model
 
     return {k: load_model(v) for k, v in tiny_model_dirs.items()}

@@ -11,13 +11,14 @@ import torch
 import yaml
 from transformers import AutoTokenizer
 
-from fairgender_utils import causal, causal_report
-from fairgender_utils.causal import CausalConfig, EmptyAlignedSet
-from fairgender_utils.effects import pair_effects
+from fairgender_utils.causal import alignment as causal
+from fairgender_utils.causal import diagnostics as causal_report
+from fairgender_utils.causal.alignment import EmptyAlignedSet
+from fairgender_utils.causal.effects import pair_effects
 from fairgender_utils.io import read_jsonl, write_jsonl
-from fairgender_utils.models import load_model
+from fairgender_utils.lm.loading import load_model
 from fairgender_utils.paths import REPO_ROOT
-from fairgender_utils.slots import encode_pair, encode_pairs, word_chars
+from fairgender_utils.lm.slots import encode_pair, encode_pairs, word_chars
 from tests import fixture_pairs, tiny_models
 
 PAIRS = fixture_pairs.pairs()
@@ -213,11 +214,3 @@ def test_report_helpers() -> None:
     t = pd.DataFrame({"id": list("abcd"), "target": list("xxyx"), "aligned": [True, False, True, True]})
     s = causal_report.survivors(t, "target")
     assert s.to_dict("records")[0] == {"target": "x", "pairs": 3, "aligned": 2, "share": pytest.approx(2 / 3)}
-
-
-def test_params_file_matches_config() -> None:
-    values = yaml.safe_load((REPO_ROOT / "params" / "causal.yaml").read_text())
-    assert list(values) == list(CausalConfig.model_fields)
-    defaults = CausalConfig.model_construct().model_dump()
-    assert {k: v for k, v in values.items()} == {k: defaults[k] for k in values}
-    assert json.loads(json.dumps(values))  # plain values only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fairgender_utils import counterfactual as cf
+from fairgender_utils.generate import counterfactual as cf
 
 SWAP = cf.build_swap_list(
     [

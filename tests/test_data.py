@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fairgender_utils import data, loaders
+from fairgender_utils import loaders
+from fairgender_utils.data import fetch as data
 
 
 def test_manifest_covers_every_group() -> None:

@@ -16,11 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from fairgender_utils import counterfactual as cf
-from fairgender_utils import generation as gen
-from fairgender_utils import generation_results as res
+from fairgender_utils.generate import counterfactual as cf
+from fairgender_utils.generate import run as gen
+from fairgender_utils.generate.config import GenerateConfig
+from fairgender_utils.generate import results as res
 from fairgender_utils.config import ConfigError
-from fairgender_utils.llm_client import (
+from fairgender_utils.generate.llm_client import (
     Endpoint,
     EndpointUnreachable,
     Journal,
@@ -55,8 +56,8 @@ def params(**overrides):
     return values
 
 
-def config(**overrides) -> gen.GenerateConfig:
-    return gen.GenerateConfig.from_params(params(**overrides), "params/generate.yaml", check_paths=False)
+def config(**overrides) -> GenerateConfig:
+    return GenerateConfig.from_params(params(**overrides), "params/generate.yaml", check_paths=False)
 
 
 def good_answer(prompt: str) -> str:
@@ -150,7 +151,7 @@ def endpoint(url: str, api: str = "completions") -> Endpoint:
 
 
 def test_params_file_is_valid_and_names_existing_generators():
-    cfg = gen.GenerateConfig.from_params(
+    cfg = GenerateConfig.from_params(
         yaml.safe_load((REPO_ROOT / "params/generate.yaml").read_text()), "p", check_paths=False
     )
     assert cfg.generator in cfg.generators and set(cfg.compare_generators) <= set(cfg.generators)
@@ -201,7 +202,7 @@ def test_each_attribute_alternates_its_starting_side():
 
 
 def test_prompts_for_both_apis():
-    cfg = gen.GenerateConfig.from_params(
+    cfg = GenerateConfig.from_params(
         yaml.safe_load((REPO_ROOT / "params/generate.yaml").read_text()), "p", check_paths=False
     )
     text = gen.build_prompt(cfg, "completions", 1, attribute="uncle", target="pilot")

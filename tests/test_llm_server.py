@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from fairgender_utils import generation as gen
-from fairgender_utils import generation_results as res
-from fairgender_utils.llm_client import Endpoint, Journal, complete, make_client
-from fairgender_utils.llm_server import ServerStartError, health, serve_local, supports_continuous_batching
+from fairgender_utils.generate import run as gen
+from fairgender_utils.generate import results as res
+from fairgender_utils.generate.llm_client import Endpoint, Journal, complete, make_client
+from fairgender_utils.generate.llm_server import ServerStartError, health, serve_local, supports_continuous_batching
 from tests import tiny_models
 from tests.test_generation import SWAP, WORDS, config
 
@@ -122,7 +122,7 @@ def test_server_dies_with_the_process_that_started_it(tiny_llama, tmp_path):
     import sys
     import time
 
-    code = ("import sys, time; from fairgender_utils.llm_server import serve_local\n"
+    code = ("import sys, time; from fairgender_utils.generate.llm_server import serve_local\n"
             f"with serve_local({str(tiny_llama)!r}, continuous_batching=False, threads=1) as s:\n"
             "    print(s.pid, s.base_url, flush=True); time.sleep(600)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

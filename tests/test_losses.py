@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fairgender_utils.losses import (
+from fairgender_utils.lm.losses import (
     _JSD,
     batched_j,
     bias_loss,
@@ -19,7 +19,7 @@ from fairgender_utils.losses import (
     stable_seed,
     word_logprob,
 )
-from fairgender_utils.slots import PairSlots
+from fairgender_utils.lm.slots import PairSlots
 
 
 def _log(p):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fairgender_utils.metrics import bench
+from fairgender_utils.evaluate import bench
 from tests.metrics_fixtures import one_thread  # noqa: F401  (fixture)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fairgender_utils.loaders import CrowsPair
-from fairgender_utils.metrics import crows
-from fairgender_utils.metrics.scoring import Scorer
+from fairgender_utils.evaluate import crows
+from fairgender_utils.evaluate.scoring import Scorer
 from tests.metrics_fixtures import one_thread, tiny  # noqa: F401  (fixtures)
 
 

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from fairgender_utils.loaders import GlueExample
-from fairgender_utils.metrics import crows, evaluate, glue, seat, stereoset
+from fairgender_utils.evaluate import crows, glue, seat, stereoset
+from fairgender_utils.evaluate import run as evaluate
+from tests.params import stage_config
 from tests.metrics_fixtures import one_thread, tiny  # noqa: F401  (fixtures)
 
 
@@ -69,8 +71,7 @@ def test_missing_label_is_counted_and_reported(tmp_path, tiny_model_dirs, tiny):
     rows = [f"it was {w} today\t{int(w == 'good')}" for w in ["good", "bad"] * 10]
     (sst / "train_full.tsv").write_text("sentence\tlabel\n" + "\n".join(rows + ["no label here\t"]) + "\n")
     (sst / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows[:6]) + "\n")
-    cfg = evaluate.EvaluateConfig(model=str(tiny_model_dirs["bert"]), data_dir=str(tmp_path),
-                                  glue_tasks=["sst2"])
+    cfg = stage_config("evaluate", model=str(tiny_model_dirs["bert"]), data_dir=str(tmp_path), glue_tasks=["sst2"])
     model, tok, _ = tiny["bert"]
     table, skipped = evaluate.run_glue(cfg, model, tok)
     assert skipped == {"sst2": {"missing label": 1}} and table.iloc[0]["n_train"] == 20

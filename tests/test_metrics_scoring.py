@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairgender_utils.metrics.scoring import Request, Scorer
-from fairgender_utils.metrics.scoring_plan import Plan
+from fairgender_utils.evaluate.scoring import Request, Scorer
+from fairgender_utils.evaluate.scoring_plan import Plan
 from tests.metrics_fixtures import one_thread, tiny  # noqa: F401  (fixtures)
 
 SENTENCES = ["The nurse said that she was tired.", "The doctor said that he was tired.",

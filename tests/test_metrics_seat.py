@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from fairgender_utils.lm import mean_pooled
+from fairgender_utils.lm.embed import mean_pooled
 from fairgender_utils.loaders import SeatTest
-from fairgender_utils.metrics import seat
+from fairgender_utils.evaluate import seat
 from tests.metrics_fixtures import one_thread, tiny  # noqa: F401  (fixtures)
 
 

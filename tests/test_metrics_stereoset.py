@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from fairgender_utils.loaders import StereoSetItem
-from fairgender_utils.metrics import stereoset
-from fairgender_utils.metrics.scoring import Scorer
+from fairgender_utils.evaluate import stereoset
+from fairgender_utils.evaluate.scoring import Scorer
 from tests.metrics_fixtures import one_thread, tiny  # noqa: F401  (fixtures)
 
 

@@ -9,7 +9,10 @@ import torch
 from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
 
 from fairgender_utils.config import ConfigError
-from fairgender_utils.models import ModelEntry, ModelsConfig, gguf_path, load_model, resolve
+from fairgender_utils.lm.loading import load_model
+from fairgender_utils.models.config import ModelEntry, ModelsConfig
+from fairgender_utils.models.convert import convert_all, gguf_path, resolve, save_entry
+from tests.params import stage_params
 from tests.tiny_models import FAMILIES
 
 
@@ -28,8 +31,8 @@ def test_tiny_models_load_through_the_one_loader(tiny_model_dirs: dict[str, Path
 
 def test_local_entry_and_family(tiny_model_dirs: dict[str, Path]) -> None:
     entry = ModelEntry(source="local", family="masked", hub_id="tiny/bert", path=str(tiny_model_dirs["bert"]))
-    assert resolve(entry, "tiny") == str(tiny_model_dirs["bert"])
-    _, _, family = load_model(entry, key="tiny")
+    assert resolve(entry, "tiny", "models/base") == str(tiny_model_dirs["bert"])
+    _, _, family = load_model(resolve(entry, "tiny", "models/base"), family=entry.family)
     assert family == "masked"
 
 
@@ -40,14 +43,17 @@ def test_folder_without_family_needs_one(tmp_path: Path) -> None:
 
 def test_entries_are_checked() -> None:
     with pytest.raises(ConfigError, match="key 'models.m': .*needs 'path'"):
-        ModelsConfig.from_params({"models": {"m": {"source": "local", "family": "masked", "hub_id": "x"}}},
-                                 "params/models.yaml")
+        ModelsConfig.from_params(stage_params("models", models={"m": {"source": "local", "family": "masked",
+                                                                       "hub_id": "x"}}), "params/models.yaml")
     with pytest.raises(ConfigError, match="key 'models.m.family'"):
-        ModelsConfig.from_params({"models": {"m": {"source": "hub", "family": "encoder", "hub_id": "x"}}},
+        ModelsConfig.from_params(stage_params("models", models={"m": {"source": "hub", "family": "encoder",
+                                                                       "hub_id": "x"}}), "params/models.yaml")
+    with pytest.raises(ConfigError, match="key 'convert': 'n' is not a key of 'models'"):
+        ModelsConfig.from_params(stage_params("models", models={"m": {"source": "hub", "family": "masked",
+                                                                       "hub_id": "x"}}, convert=["n"]),
                                  "params/models.yaml")
-    with pytest.raises(ConfigError, match="convert: 'n' is not a key of 'models'"):
-        ModelsConfig.from_params({"models": {"m": {"source": "hub", "family": "masked", "hub_id": "x"}},
-                                  "convert": ["n"]}, "params/models.yaml")
+    with pytest.raises(ConfigError, match="key 'study_model': 'models/base/m' is neither"):
+        ModelsConfig.from_params(stage_params("models", study_model="models/base/m"), "params/models.yaml")
 
 
 def test_pypi_gguf_entries() -> None:
@@ -65,11 +71,9 @@ def test_pypi_gguf_entries() -> None:
 
 def test_models_stage_saves_non_gguf_entries(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
     """hub and local entries go through the same save: a folder later stages load with its family."""
-    from fairgender_utils.models import convert_all
-
-    cfg = ModelsConfig.from_params({"models": {"tiny-roberta": {"source": "local", "family": "masked", "hub_id": "x",
-                                                                 "path": str(tiny_model_dirs["roberta"])}},
-                                    "convert": ["tiny-roberta"], "models_dir": str(tmp_path / "base")}, "models")
+    cfg = ModelsConfig.from_params(stage_params("models", models={
+        "tiny-roberta": {"source": "local", "family": "masked", "hub_id": "x", "path": str(tiny_model_dirs["roberta"])}},
+        convert=["tiny-roberta"], models_dir=str(tmp_path / "base"), study_model="x"), "models")
     timings = convert_all(cfg)
     assert timings["tiny-roberta"]["parameters"] > 0
     model, tok, family = load_model(tmp_path / "base" / "tiny-roberta")

@@ -5,51 +5,62 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
+from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
 from fairgender_utils.paths import REPO_ROOT
+from fairgender_utils.stage import dvc_runs
+from tests.params import stage_params
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
-DVC = (REPO_ROOT / "dvc.yaml").read_text()
 NETWORK_SCRIPT = re.compile(r"<script[^>]+src=\"https?://|import\(\"https?://")  # a script from a CDN
-STAGE_CMD = re.compile(r"fairgender_utils\.stage (notebooks/\S+\.ipynb) (params/\S+\.yaml)")
 
 
-def _params_file(nb_name: str) -> str:
-    hits = {p for n, p in STAGE_CMD.findall(DVC) if n == f"notebooks/{nb_name}"}
-    assert len(hits) == 1, f"notebooks/{nb_name} is run by {len(hits)} params files in dvc.yaml"
-    return hits.pop()
+def _default_run(nb_name: str) -> dict:
+    """The values dvc.yaml runs a notebook with in its default entry: the params file plus the command's -p."""
+    runs = [(name, params, over) for name, (nb, params, _, over) in dvc_runs().items() if nb == f"notebooks/{nb_name}"]
+    assert runs, f"notebooks/{nb_name} is not run by dvc.yaml"
+    assert len({p for _, p, _ in runs}) == 1, f"notebooks/{nb_name} is run with several params files"
+    stage = Path(runs[0][1]).stem
+    return stage_params(stage)
 
 
-def _parameter_names(nb) -> list[str]:
+def _parameters(nb) -> list[tuple[str, object]]:
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, "exactly one cell tagged 'parameters'"
     tree = ast.parse(cells[0].source)
-    names = []
+    values = []
     for node in tree.body:
         assert isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name), \
             f"parameters cell: only `name = literal` lines (line {node.lineno})"
-        ast.literal_eval(node.value)  # a literal, no derived values
-        names.append(node.targets[0].id)
-    return names
+        values.append((node.targets[0].id, ast.literal_eval(node.value)))  # a literal, no derived values
+    return values
 
 
 def test_every_notebook_is_a_stage() -> None:
     assert NOTEBOOKS
     for nb_path in NOTEBOOKS:
-        _params_file(nb_path.name)
+        _default_run(nb_path.name)
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_parameters_equal_params_file(nb_path) -> None:
-    nb = nbformat.read(nb_path, as_version=4)
-    names = _parameter_names(nb)
-    keys = list(yaml.safe_load((REPO_ROOT / _params_file(nb_path.name)).read_text()))
-    assert sorted(names) == sorted(keys)
+    """The parameters cell mirrors what dvc.yaml runs by default: the same keys and the same values."""
+    pairs = _parameters(nbformat.read(nb_path, as_version=4))
+    names = [k for k, _ in pairs]
     assert len(names) == len(set(names))
+    expected = _default_run(nb_path.name)
+    assert sorted(names) == sorted(expected)
+    different = {k: (v, expected[k]) for k, v in pairs if v != expected[k] or type(v) is not type(expected[k])}
+    assert not different, f"parameters cell != params file (+ dvc.yaml -p): {different}"
+
+
+def test_the_value_check_can_fail() -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("lr = 2e-05", metadata={"tags": ["parameters"]})])
+    assert _parameters(nb) == [("lr", 2e-05)] and _parameters(nb)[0][1] != 1e-05
 
 
 def _dirty(nb) -> bool:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgender_utils import report
+from fairgender_utils.report import tables as report
+from tests.params import stage_config
 
 
 def _variant(root: Path, name: str, stereo: np.ndarray, ss: float, crows: float, seat_shift: float) -> None:
@@ -42,9 +43,8 @@ def cfg(tmp_path: Path) -> report.ReportConfig:
     _variant(tmp_path, "same", unchanged, 68.0, 75.0, 0.0)
     for f in ("g.json", "c.json"):
         (tmp_path / f).write_text("{}")
-    return report.ReportConfig(variants=["base", "debiased", "same"], evaluate_dir=str(tmp_path),
-                               generate_metrics=str(tmp_path / "g.json"), causal_metrics=str(tmp_path / "c.json"),
-                               train_dir=str(tmp_path), n_perm=200)
+    return stage_config("report", evaluate_dir=str(tmp_path), generate_metrics=str(tmp_path / "g.json"),
+                        causal_metrics=str(tmp_path / "c.json"), train_dir=str(tmp_path), n_perm=200)
 
 
 def test_significance_is_holm_corrected_across_variants(cfg: report.ReportConfig) -> None:
@@ -67,10 +67,16 @@ def test_paper_table_marks_and_cis(cfg: report.ReportConfig) -> None:
     assert table.loc["debiased", "StereoSet SS"] == "55.00 [50.00, 60.00]"
 
 
-def test_missing_variant_names_the_file(cfg: report.ReportConfig) -> None:
-    bad = cfg.model_copy(update={"variants": ["base", "nope"]})
-    with pytest.raises(FileNotFoundError, match="nope/tables/summary.csv: missing"):
-        report.load_summary(bad)
+def test_variants_are_the_evaluated_folders_and_a_missing_table_is_named(cfg: report.ReportConfig) -> None:
+    assert report.variants(cfg) == ["base", "debiased", "same"]
+    root = Path(cfg.evaluate_dir)
+    (root / "nope" / "tables").mkdir(parents=True)
+    (root / "nope" / "tables" / "summary.csv").write_text((root / "same" / "tables" / "summary.csv").read_text())
+    with pytest.raises(FileNotFoundError, match="nope/tables/seat.csv: missing"):
+        report.load_seat(cfg)
+    no_base = cfg.model_copy(update={"base_variant": "original"})
+    with pytest.raises(FileNotFoundError, match="original/tables/summary.csv: missing"):
+        report.variants(no_base)
 
 
 def test_tradeoff_and_headline(cfg: report.ReportConfig) -> None:

@@ -13,14 +13,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from fairgender_utils import train_batches
+from fairgender_utils.train import batches as train_batches
 from fairgender_utils.config import ConfigError
-from fairgender_utils.effects import pair_effects
+from fairgender_utils.causal.effects import pair_effects
 from fairgender_utils.io import read_jsonl, write_jsonl
-from fairgender_utils.models import load_model
+from fairgender_utils.lm.loading import load_model
 from fairgender_utils.paths import REPO_ROOT
-from fairgender_utils.train import TrainingError, train
-from fairgender_utils.train_config import TrainConfig, launch_command
+from fairgender_utils.train.loop import TrainingError, train
+from tests.params import stage_config, stage_params
+from fairgender_utils.train.config import TrainConfig, launch_command
 from tests import fixture_pairs, tiny_models
 
 
@@ -33,7 +34,7 @@ def _one_thread():
 
 
 def _cfg(model_dir: Path, causal_dir: Path, out: Path, **kw) -> TrainConfig:
-    values = {"variant": "t", "variants": {}, "model_path": str(model_dir), "causal_dir": str(causal_dir),
+    values = {"variant": "t", "variants": {"t": {}}, "model_path": str(model_dir), "causal_dir": str(causal_dir),
               "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 0, "lr": 1e-3,
               "warmup_ratio": 0.0,
               "dropout": False, "count_flops": False, "freeze_embeddings": False, "neighbour_sample": 0,
@@ -41,7 +42,7 @@ def _cfg(model_dir: Path, causal_dir: Path, out: Path, **kw) -> TrainConfig:
               "config_path": str(out / "config.json"), "metrics_path": str(out / "metrics.json"),
               "figures_dir": str(out / "fig"), "plots_dir": str(out / "plots")}
     values.update(kw)
-    return TrainConfig.from_params(values, "test")
+    return TrainConfig.from_params(stage_params("train", **values), "test")
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -71,11 +72,9 @@ def opinionated(tiny_model_dirs, tmp_path_factory) -> dict[str, tuple[Path, Path
 
 
 def test_params_variants_resolve() -> None:
-    values = yaml.safe_load((REPO_ROOT / "params" / "train.yaml").read_text())
-    cfg = TrainConfig.from_params(values, "params/train.yaml")
-    assert list(values) == list(TrainConfig.model_fields)
+    cfg = stage_config("train")
     assert set(cfg.variants) == {"cda", "fairgender", "no_filter", "no_knn", "no_screen"}
-    runs = {v: cfg.model_copy(update={"variant": v}).for_variant() for v in cfg.variants}
+    runs = {v: stage_config("train", variant=v) for v in cfg.variants}
     assert (runs["cda"].data, runs["cda"].bias_loss) == ("all", False)
     fg = runs["fairgender"]
     assert (fg.data, fg.bias_loss, fg.w0) == ("aligned", True, 0.9)
@@ -83,33 +82,30 @@ def test_params_variants_resolve() -> None:
     assert runs["no_screen"].causal_dir == "data/causal/unscreened"
     assert runs["no_knn"].output_dir == "models/trained/no_knn"
     assert runs["no_knn"].config_path == "results/train/no_knn/config.json"
-    assert runs["no_knn"].for_variant() == runs["no_knn"]  # idempotent: the script may resolve again
+    again = TrainConfig.from_params(runs["no_knn"].model_dump(), "resolved", check_paths=False)
+    assert again == runs["no_knn"]  # idempotent: the training script validates the resolved config again
 
 
 def test_variant_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match="variant 'cdaa' is not a key of 'variants'"):
-        TrainConfig.from_params({"variant": "cdaa"}, "params/train.yaml")
-    with pytest.raises(ConfigError, match="variants.cda: 'bias_los' is not a training parameter"):
-        typo = {"variants": {"cda": {"bias_los": False}}, "variant": "cda"}
-        TrainConfig.from_params(typo, "params/train.yaml")
-    cfg = TrainConfig.from_params({"variants": {"x": {"w0": "high"}}, "variant": "x"}, "params/train.yaml")
-    with pytest.raises(ConfigError, match=r"params/train.yaml \(variant x\): key 'w0'"):
-        cfg.for_variant()
+        stage_config("train", variant="cdaa")
+    with pytest.raises(ConfigError, match="key 'variants.cda': 'bias_los' is not a training parameter"):
+        stage_config("train", variants={"cda": {"bias_los": False}}, variant="cda")
+    with pytest.raises(ConfigError, match=r"params/train.yaml: key 'w0'"):
+        stage_config("train", variants={"x": {"w0": "high"}}, variant="x")
 
 
 def test_launch_command_and_profiles() -> None:
     from accelerate.commands.config.config_args import load_config_from_file
 
-    run = TrainConfig().for_variant()
+    run = stage_config("train")
     cmd = launch_command(run, python="python")
     assert cmd[:3] == ["python", "-m", "accelerate.commands.launch"]
     assert cmd[3:5] == ["--config_file", "params/accelerate/cpu.yaml"]
     assert cmd[-3:] == ["fairgender_utils.train", "--config", "results/train/fairgender/config.json"]
     assert "--num_cpu_threads_per_process" not in cmd  # 0: accelerate's choice
-    pinned = launch_command(TrainConfig(cpu_threads=1).for_variant(), python="python")
+    pinned = launch_command(stage_config("train", cpu_threads=1), python="python")
     assert pinned[pinned.index("--num_cpu_threads_per_process") + 1] == "1"
-    with pytest.raises(ConfigError, match="for_variant"):
-        launch_command(TrainConfig())
     kinds = {}
     for name in ("cpu", "single-gpu", "multi-gpu"):
         kinds[name] = load_config_from_file(str(REPO_ROOT / "params" / "accelerate" / f"{name}.yaml"))
@@ -147,7 +143,7 @@ def test_kl_regulariser_starts_at_zero_and_cda_has_no_bias_term(opinionated, tmp
 
 
 def test_no_knn_ignores_neighbours(opinionated, tmp_path, monkeypatch) -> None:
-    import fairgender_utils.train as train_module
+    import fairgender_utils.train.loop as train_module
 
     model_dir, causal_dir = opinionated["llama"]
     seen = []
@@ -168,9 +164,9 @@ def test_no_knn_ignores_neighbours(opinionated, tmp_path, monkeypatch) -> None:
 
 @pytest.mark.parametrize("kind", ["bert", "llama"])
 def test_training_j_matches_the_per_pair_definition(kind, opinionated) -> None:
-    from fairgender_utils.losses import pair_j
-    from fairgender_utils.slots import encode_pairs
-    from fairgender_utils.train import Scorer
+    from fairgender_utils.lm.losses import pair_j
+    from fairgender_utils.lm.slots import encode_pairs
+    from fairgender_utils.lm.heads import PositionLogits
 
     model_dir, causal_dir = opinionated[kind]
     model, tok, family = load_model(model_dir)
@@ -179,10 +175,11 @@ def test_training_j_matches_the_per_pair_definition(kind, opinionated) -> None:
                                    frozenset(tok.all_special_ids))
     nb = [[(i + 1) % len(slots)] for i in range(len(slots))]
     b = train_batches.build_batch(slots, [0, 1, 2], nb, family, info, epoch=0, seed=0, use_bias=True,
-                                  use_lm=True, w0=0.5)
+                                  use_lm=True, neighbour_sample=0, w0=0.5, mlm_probability=0.15,
+                                  context_weight=1.0)
     rows, cols, sizes = b.head_positions()
     with torch.no_grad():
-        logits = torch.split(Scorer(model, family)(b.input_ids, b.attention_mask, rows, cols), sizes)
+        logits = torch.split(PositionLogits(model)(b.input_ids, b.attention_mask, rows, cols), sizes)
         parts = train_batches.batch_loss(logits, b, use_bias=True, use_lm=True, w0=0.5, lambda_r=0.0)
         # the definition, pair by pair, from full forward passes of the same rows
         full = torch.log_softmax(model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits, -1)
@@ -213,8 +210,8 @@ def test_nan_loss_names_step_and_pairs(opinionated, tmp_path, monkeypatch) -> No
 
 def test_missing_or_empty_data(opinionated, tmp_path) -> None:
     model_dir, causal_dir = opinionated["llama"]
-    with pytest.raises(TrainingError, match="run the causal stage first"):
-        train(_cfg(model_dir, tmp_path / "nowhere", tmp_path))
+    with pytest.raises(ConfigError, match="key 'causal_dir': .*not found: .*nowhere"):
+        _cfg(model_dir, tmp_path / "nowhere", tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
     for name in ("aligned.jsonl", "unaligned.jsonl", "neighbours.jsonl"):
@@ -257,8 +254,18 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(opinionated, tmp_path
     whole = train(_cfg(model_dir, causal_dir, tmp_path / "whole", **kw))
     cfg = _cfg(model_dir, causal_dir, tmp_path / "killed", **kw)
     cfg.write(cfg.config_path)
-    cmd = [sys.executable, "-m", "fairgender_utils.train", "--config", cfg.config_path,
-           "--kill-after-step", "7"]
+    # the training script, with its step log writer wrapped to SIGKILL the process after step 7
+    kill = ("import os, signal, sys\n"
+            "import fairgender_utils.train.loop as loop\n"
+            "from fairgender_utils.train.__main__ import main\n"
+            "write = loop.append_jsonl\n"
+            "def write_then_kill(path, rec):\n"
+            "    write(path, rec)\n"
+            "    if rec['step'] == 7:\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "loop.append_jsonl = write_then_kill\n"
+            "sys.exit(main(['--config', sys.argv[1]]))\n")
+    cmd = [sys.executable, "-c", kill, cfg.config_path]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=_subprocess_env(), capture_output=True, check=False)
     # SIGKILL after step 7; the last checkpoint is step 6
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
@@ -293,7 +300,7 @@ def test_two_processes_match_one(opinionated, tmp_path) -> None:
 
 
 def test_speed_summary_hand_values() -> None:
-    from fairgender_utils.perf import speed_summary, training_metrics
+    from fairgender_utils.train.speed import speed_summary, training_metrics
 
     log = [{"step": 1, "seconds": 9.0, "tokens": 100, "flops": 4e9, "peak_memory_mib": 10.0, "loss": 3.0,
             "bias_loss": 1.0, "lm_loss": 2.0},

@@ -1,0 +1,4 @@
+"""Model-facing code shared by several stages, for masked and causal LMs alike: ``loading`` (one loader
+for folders and hub ids), ``heads`` (logits at chosen positions), ``embed`` (mean-pooled sentence
+embeddings), ``slots`` (where a pair's target and gendered words sit in tokens) and ``losses`` (JSD,
+the bias and language-modelling losses, the per-pair effect terms)."""

@@ -1,1 +1,0 @@
-"""Bias and language-quality metrics: SEAT, StereoSet, CrowS-Pairs, GLUE, statistics."""
