@@ -16,7 +16,8 @@ import seaborn as sns
 from fairgender_utils.paths import repo_path
 
 IDEAL = {("StereoSet", "SS"): 50.0, ("StereoSet", "LMS"): 100.0, ("StereoSet", "ICAT"): 100.0,
-         ("CrowS-Pairs", "score"): 50.0, ("SEAT", "mean |d|"): 0.0}
+         ("CrowS-Pairs", "score"): 50.0, ("CrowS-Pairs", "score (bias-bench)"): 50.0,
+         ("CrowS-Pairs", "pct_stereotype (lm-eval)"): 50.0, ("SEAT", "mean |d|"): 0.0}
 
 
 def metric_bars(summary: pd.DataFrame, subset: str = "gender") -> plt.Figure:
