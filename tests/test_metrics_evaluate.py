@@ -25,7 +25,8 @@ matplotlib.use("Agg")
 @pytest.mark.parametrize(("change", "message"), [
     ({"glue_tasks": ["mnli"]}, r"glue_tasks.0.*'sst2', 'cola'"),
     ({"model": "models/trained/nonexistent"}, "folder not found"),
-    ({"crows_mode": "both"}, "crows_mode"),
+    ({"profile": "fast"}, "profile"),
+    ({"ppl_dev_share": 1.0}, "ppl_dev_share"),
     ({"n_boot": 10}, "n_boot"),
     ({"colour": 1}, "unknown key"),
 ])
@@ -40,20 +41,25 @@ def run(tiny_model_dirs, data_dir, tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluate")
     base = out / "base"
     cfg = stage_config("evaluate", model=str(tiny_model_dirs["bert"]), data_dir=str(data_dir), out_dir=str(base),
-                         stereoset_domains="gender", crows_subset="gender", seat_tests=["sent-weat7b"],
-                         n_boot=100, seat_n_samples=2000, glue_tasks=["wnli"], glue_train_n=30, glue_dev_n=20,
-                         metrics_path=str(base / "metrics.json"), config_path=str(base / "config.json"))
+                       profile="quick", ppl_part="test", ppl_n=40, ppl_dev_share=0.5, ppl_split_seed=0,
+                       seat_tests=["sent-weat7b"],
+                       n_boot=100, seat_n_samples=2000, glue_tasks=["wnli"], glue_train_n=30, glue_dev_n=20,
+                       metrics_path=str(base / "metrics.json"), config_path=str(base / "config.json"))
     model, tok, family, scorer = evaluate.setup(cfg)
     seat_res = evaluate.run_seat(cfg, model, tok)
     ss_res, ss_table = evaluate.run_stereoset(cfg, scorer)
     crows_res, crows_table = evaluate.run_crows(cfg, scorer)
-    glue_table, glue_skipped = evaluate.run_glue(cfg, model, tok)
+    ppl_items, ppl_table = evaluate.run_perplexity(cfg, scorer)
+    assert evaluate.run_glue(cfg, model, tok)[0].empty  # the quick profile runs no GLUE
+    glue_table, glue_skipped = evaluate.run_glue(cfg.model_copy(update={"profile": "full"}), model, tok)
     skipped = evaluate.skipped_items(seat_res, ss_res, crows_res, glue_skipped)
-    summary = evaluate.summary_table(cfg.variant, seat_res, ss_table, crows_table, glue_table)
+    summary = evaluate.summary_table(cfg.variant, seat_res, ss_table, crows_table, glue_table, ppl_table)
     write_tables(cfg.out_dir, "items", {"seat": seat_res.items, "stereoset": ss_res.items,
-                                                "crows_pairs": crows_res.items, "skipped": skipped})
+                                    "crows_pairs": crows_res.items, "perplexity": ppl_items,
+                                    "skipped": skipped})
     timing = {"seat": {"wall": 2.0, "cpu": 1.0}}
-    metrics = evaluate.metrics(cfg, family, seat_res, ss_table, crows_table, glue_table, skipped, timing)
+    metrics = evaluate.metrics(cfg, family, seat_res, ss_table, crows_table, glue_table, skipped, timing,
+                               ppl_table)
     return {"cfg": cfg, "out": out, "seat": seat_res, "ss": ss_res, "ss_table": ss_table, "crows": crows_res,
             "crows_table": crows_table, "glue": glue_table, "summary": summary, "metrics": metrics}
 
@@ -68,11 +74,16 @@ def test_tiny_end_to_end(run):
     json.dumps(m, allow_nan=False)  # strict JSON: no NaN (sd of a single run is null)
     assert m["timing_s"]["total"] == {"wall": 2.0, "cpu": 1.0}
     s = run["summary"]
-    assert set(s["benchmark"]) == {"SEAT", "StereoSet", "CrowS-Pairs", "GLUE"}
+    assert set(s["benchmark"]) == {"SEAT", "StereoSet", "CrowS-Pairs", "GLUE", "Held-out text"}
+    ppl = m["perplexity"]
+    assert ppl["kind"] == "pseudo-perplexity" and ppl["n_sentences"] == 40 and ppl["part"] == "test"
+    assert ppl["ppl_ci_low"] <= ppl["ppl"] <= ppl["ppl_ci_high"] and m["profile"] == "quick"
+    crows_rows = s[s["benchmark"] == "CrowS-Pairs"]["metric"].tolist()
+    assert crows_rows == ["score", "score (bias-bench)", "pct_stereotype (lm-eval)", "likelihood_diff (lm-eval)"]
     assert set(s["variant"]) == {"base"}
     items = repo_path(run["cfg"].out_dir) / "items"
     assert {p.name for p in items.iterdir()} == {"seat.csv", "stereoset.csv", "crows_pairs.csv",
-                                                 "skipped.csv"}
+                                                 "perplexity.csv", "skipped.csv"}
 
 
 def test_figures_for_several_variants(run, tmp_path):
@@ -91,7 +102,8 @@ def test_figures_for_several_variants(run, tmp_path):
 
 def test_compare_to_base_on_written_items(run):
     items = repo_path(run["cfg"].out_dir) / "items"
-    df = compare_to_base(items, items, n_perm=500)
-    assert list(df["comparison"]) == ["crows_pairs/gender", "crows_pairs/all", "stereoset/gender",
-                                      "stereoset/all", "seat/sent-weat7b"]
+    df = compare_to_base(items, items, n_perm=500, n_boot=200)
+    assert list(df["comparison"]) == ["crows_pairs/gender", "stereoset/gender/SS", "stereoset/gender/LMS",
+                                      "stereoset/gender/ICAT", "seat/mean |d|", "seat/sent-weat7b", "perplexity"]
+    assert set(df["direction"]) == {"same"}
     assert (df["p"] == 1.0).all() and (df["n_base_only"].fillna(0) == 0).all()

@@ -38,13 +38,15 @@ def cfg(tmp_path: Path) -> report.ReportConfig:
     debiased[:50] = 0  # 50 pairs flip to anti-stereotypical: McNemar p ~ 1e-15
     unchanged = base.copy()
     unchanged[[0, 150]] = [0, 1]  # one flip each way: p = 1
+    biased = np.ones(200)  # 50 pairs flip to stereotypical: away from the ideal 50
     _variant(tmp_path, "base", base, 68.0, 75.0, 0.0)
     _variant(tmp_path, "debiased", debiased, 55.0, 50.0, 0.0)
     _variant(tmp_path, "same", unchanged, 68.0, 75.0, 0.0)
+    _variant(tmp_path, "biased", biased, 68.0, 100.0, 0.0)
     for f in ("g.json", "c.json"):
         (tmp_path / f).write_text("{}")
     return stage_config("report", evaluate_dir=str(tmp_path), generate_metrics=str(tmp_path / "g.json"),
-                        causal_metrics=str(tmp_path / "c.json"), train_dir=str(tmp_path), n_perm=200)
+                        causal_metrics=str(tmp_path / "c.json"), train_dir=str(tmp_path), n_perm=200, n_boot=200)
 
 
 def test_significance_is_holm_corrected_across_variants(cfg: report.ReportConfig) -> None:
@@ -62,8 +64,12 @@ def test_paper_table_marks_and_cis(cfg: report.ReportConfig) -> None:
     summary = report.load_summary(cfg)
     table = report.paper_table(summary, report.significance(cfg)).set_index("variant")
     assert table.loc["base", "CrowS-Pairs"] == "75.00 [69.00, 81.00]"
-    assert table.loc["debiased", "CrowS-Pairs"].endswith(" *")
-    assert not table.loc["same", "CrowS-Pairs"].endswith("*")
+    # the mark says which way the score moved: 75 -> 50 is toward the ideal, 75 -> 100 away from it
+    assert table.loc["debiased", "CrowS-Pairs"] == "50.00 [44.00, 56.00] [better]"
+    assert table.loc["biased", "CrowS-Pairs"] == "100.00 [94.00, 106.00] [worse]"
+    assert table.loc["same", "CrowS-Pairs"] == "75.00 [69.00, 81.00]"  # not significant: no mark
+    # SEAT's mark comes from the test of mean |d| itself (unchanged here), not from any single SEAT test
+    assert table.loc["debiased", "SEAT mean |d|"] == "0.500 [0.400, 0.600]"
     assert table.loc["debiased", "StereoSet SS"] == "55.00 [50.00, 60.00]"
 
 
@@ -85,6 +91,7 @@ def test_tradeoff_and_headline(cfg: report.ReportConfig) -> None:
     assert data.set_index("variant").loc["debiased", "SS |SS-50|"] == pytest.approx(5.0)
     head = report.headline(summary, report.significance(cfg))
     assert head["debiased"]["CrowS-Pairs score"] == 50.0 and head["debiased"]["significant_vs_base"] >= 1
+    assert head["debiased"]["significant_better"] >= 1 and head["biased"]["significant_worse"] >= 1
 
 
 def test_ablation_table_reads_training_facts(cfg: report.ReportConfig) -> None:
@@ -92,11 +99,11 @@ def test_ablation_table_reads_training_facts(cfg: report.ReportConfig) -> None:
 
     with pytest.raises(FileNotFoundError, match="debiased/metrics.json: missing"):
         report.ablation_table(cfg)
-    for v, pairs in (("debiased", 49), ("same", 12)):
+    for v, pairs in (("debiased", 49), ("same", 12), ("biased", 3)):
         (Path(cfg.train_dir) / v / "metrics.json").write_text(json.dumps(
             {"pairs": pairs, "unscorable_pairs": 0, "steps": 9, "lm_loss_start": 4.9, "lm_loss_end": 3.4,
              "bias_loss_start": 0.2, "bias_loss_end": 0.8}))
     table = report.ablation_table(cfg)
-    assert list(table.index) == ["base", "debiased", "same"]
+    assert list(table.index) == ["base", "debiased", "same", "biased"]
     assert table.loc["debiased", "pairs"] == 49 and table.loc["same", "pairs"] == 12
     assert pd.isna(table.loc["base", "steps"]) and table.loc["base", "loss"] == "the original model"

@@ -54,7 +54,7 @@ def run_both(scorer: Scorer, pairs, items) -> dict:
         t0 = time.perf_counter()
         outs[name] = fn(requests, desc=f"{name} scoring")
         timings[name] = time.perf_counter() - t0
-        c = crows.collect(cplan, outs[name][:len(cplan.requests)])
+        c = crows.collect(cplan, scorer.family, outs[name][:len(cplan.requests)])
         s = stereoset.collect(splan, scorer.family, outs[name][len(cplan.requests):])
         scores[name] = np.concatenate([c.items[["score_more", "score_less"]].to_numpy().ravel(),
                                        s.items[list(stereoset.SCORE_COLUMNS)].to_numpy().ravel()])

@@ -28,9 +28,11 @@ class EvaluateConfig(StageConfig):
     seat_tests: list[str] = Field(min_length=1)
     seat_n_samples: int = Field(ge=1000)
     seat_exact_max: int = Field(ge=1)
-    stereoset_domains: Literal["gender", "all"]
-    crows_subset: Literal["gender", "all"]
-    crows_mode: Literal["unmodified", "modified"]
+    profile: Literal["quick", "full"]  # quick: gender subsets, SEAT, perplexity; full: + all domains, GLUE
+    ppl_part: Literal["dev", "test"]  # held-out questions scored: dev (tuning) or test (evaluation)
+    ppl_n: int = Field(ge=0)  # 0: all of the part
+    ppl_dev_share: float = Field(gt=0, lt=1)
+    ppl_split_seed: int
     glue_mode: Literal["probe", "finetune", "off"]
     glue_tasks: list[GlueTask]
     glue_train_n: int = Field(ge=0)

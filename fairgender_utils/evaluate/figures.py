@@ -13,7 +13,8 @@ import pandas as pd
 import seaborn as sns
 
 IDEAL = {("StereoSet", "SS"): 50.0, ("StereoSet", "LMS"): 100.0, ("StereoSet", "ICAT"): 100.0,
-         ("CrowS-Pairs", "score"): 50.0, ("SEAT", "mean |d|"): 0.0}
+         ("CrowS-Pairs", "score"): 50.0, ("CrowS-Pairs", "score (bias-bench)"): 50.0,
+         ("CrowS-Pairs", "pct_stereotype (lm-eval)"): 50.0, ("SEAT", "mean |d|"): 0.0}
 
 
 def metric_bars(summary: pd.DataFrame, subset: str = "gender") -> plt.Figure:

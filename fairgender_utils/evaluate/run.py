@@ -1,10 +1,14 @@
-"""Stage 04 evaluate: SEAT, StereoSet, CrowS-Pairs and GLUE for one model variant (METHOD.md §7).
+"""Stage 04 evaluate: SEAT, StereoSet, CrowS-Pairs, held-out perplexity and GLUE for one variant (METHOD.md §7).
+
+Two profiles (``profile``): ``quick`` scores the gender subsets of StereoSet and CrowS-Pairs, SEAT and
+the held-out perplexity (cheap enough for every seed and variant); ``full`` adds every StereoSet domain,
+every CrowS-Pairs bias type and GLUE (``glue_mode``).
 
 The notebook ``notebooks/04_evaluate.ipynb`` builds :class:`EvaluateConfig` from its parameters and
 calls the ``run_*`` functions below in turn; each returns tables and per-item scores, and
 :func:`fairgender_utils.io.write_tables` writes them under ``out_dir`` (``items/*.csv`` feed the paired tests of the
 report stage, :func:`fairgender_utils.stats.compare_to_base`). Each benchmark is scored once:
-the gender subsets are slices of the all-domain runs.
+in the full profile the gender subsets are slices of the all-domain runs.
 """
 
 from __future__ import annotations
@@ -16,12 +20,11 @@ from typing import Literal
 
 import pandas as pd
 import torch
-from pydantic import Field, ValidationInfo, model_validator
 
 from fairgender_utils.evaluate.config import EvaluateConfig
 from fairgender_utils.loaders import (GLUE_TASKS, SEAT_GENDER_TESTS, load_crows, load_glue, load_seat,
                                      load_stereoset)
-from fairgender_utils.evaluate import crows, glue, seat, stereoset
+from fairgender_utils.evaluate import crows, glue, perplexity, seat, stereoset
 from fairgender_utils.evaluate.scoring import Scorer
 from fairgender_utils.lm.loading import load_model
 from fairgender_utils.paths import repo_path
@@ -56,8 +59,7 @@ def run_seat(cfg: EvaluateConfig, model, tokenizer) -> seat.SeatResult:
 def run_stereoset(cfg: EvaluateConfig, scorer: Scorer) -> tuple[stereoset.StereoSetResult, pd.DataFrame]:
     """Score StereoSet intrasentence once; summaries for gender, all domains and each domain."""
     every = load_stereoset(repo_path(cfg.data_dir), "intrasentence")
-    chosen = [(i, it) for i, it in enumerate(every)
-              if cfg.stereoset_domains == "all" or it.bias_type == "gender"]
+    chosen = [(i, it) for i, it in enumerate(every) if cfg.profile == "full" or it.bias_type == "gender"]
     res = stereoset.score_items(scorer, [it for _, it in chosen], [i for i, _ in chosen], desc="StereoSet")
     return res, _subsets(res.items, res.skipped, lambda items, skipped, name: stereoset.summarise(
         items, skipped, name, cfg.n_boot, cfg.seed, cfg.ci_level))
@@ -65,10 +67,19 @@ def run_stereoset(cfg: EvaluateConfig, scorer: Scorer) -> tuple[stereoset.Stereo
 
 def run_crows(cfg: EvaluateConfig, scorer: Scorer) -> tuple[crows.CrowsResult, pd.DataFrame]:
     """Score CrowS-Pairs once; summaries for gender, all and each bias type."""
-    pairs = load_crows(repo_path(cfg.data_dir), None if cfg.crows_subset == "all" else "gender")
-    res = crows.score_pairs(scorer, pairs, cfg.crows_mode, desc="CrowS-Pairs")
+    pairs = load_crows(repo_path(cfg.data_dir), None if cfg.profile == "full" else "gender")
+    res = crows.score_pairs(scorer, pairs, desc="CrowS-Pairs")
     return res, _subsets(res.items, res.skipped, lambda items, skipped, name: crows.summarise(
         items, skipped, name, cfg.ci_level))
+
+
+def run_perplexity(cfg: EvaluateConfig, scorer: Scorer) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-token (pseudo-)perplexity of the ``ppl_part`` part of the held-out QNLI questions."""
+    texts = perplexity.heldout_texts(repo_path(cfg.data_dir), cfg.ppl_part, cfg.ppl_n, cfg.ppl_dev_share,
+                                     cfg.ppl_split_seed)
+    items = perplexity.score_texts(scorer, texts, desc="perplexity")
+    summary = perplexity.summarise(items, scorer.family, cfg.ppl_part, cfg.n_boot, cfg.seed, cfg.ci_level)
+    return items, pd.DataFrame([summary])
 
 
 def _subsets(items: pd.DataFrame, skipped: pd.DataFrame, summarise) -> pd.DataFrame:
@@ -84,7 +95,7 @@ def _subsets(items: pd.DataFrame, skipped: pd.DataFrame, summarise) -> pd.DataFr
 def run_glue(cfg: EvaluateConfig, model, tokenizer) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """GLUE in ``cfg.glue_mode``: one row per task (per seed in finetune mode), and skipped rows per task."""
     rows, skipped = [], {}
-    if cfg.glue_mode == "off":
+    if cfg.glue_mode == "off" or cfg.profile == "quick":
         return pd.DataFrame(rows), skipped
     for task in cfg.glue_tasks:
         train, s_tr = load_glue(repo_path(cfg.data_dir), task, "train")
@@ -115,16 +126,28 @@ def glue_summary(table: pd.DataFrame) -> pd.DataFrame:
                          "runs": g.size()}).reset_index()
 
 
+CROWS_VARIANTS = {"bb_score": "score (bias-bench)", "lmeval_pct_stereotype": "pct_stereotype (lm-eval)",
+                  "lmeval_likelihood_diff": "likelihood_diff (lm-eval)"}
+
+
 def summary_table(variant: str, seat_res: seat.SeatResult, ss_table: pd.DataFrame, crows_table: pd.DataFrame,
-                  glue_table: pd.DataFrame) -> pd.DataFrame:
-    """Tidy rows (variant, benchmark, subset, metric, value, ci_low, ci_high): the report's input."""
+                  glue_table: pd.DataFrame, ppl_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Tidy rows (variant, benchmark, subset, metric, value, ci_low, ci_high): the report's input.
+
+    CrowS-Pairs ``score`` is Nangia et al.'s; the bias-bench and lm-eval variants follow, labelled.
+    SEAT mean |d|'s CI resamples the target sentences; the attribute sets stay fixed (``seat.py``).
+    """
     s = seat_res.summary
     rows = [("SEAT", "gender", "mean |d|", s["mean_abs_d"], s["mean_abs_d_ci_low"], s["mean_abs_d_ci_high"])]
+    for _, r in (ppl_table if ppl_table is not None else pd.DataFrame()).iterrows():
+        rows.append(("Held-out text", r["subset"], r["kind"], r["ppl"], r.get("ppl_ci_low"), r.get("ppl_ci_high")))
     for _, r in ss_table.iterrows():
         rows += [("StereoSet", r["subset"], m.upper(), r[m], r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high"))
                  for m in ("ss", "lms", "icat") if m in r]
     for _, r in crows_table.iterrows():
         rows.append(("CrowS-Pairs", r["subset"], "score", r["score"], r["ci_low"], r["ci_high"]))
+        rows += [("CrowS-Pairs", r["subset"], label, r[key], float("nan"), float("nan"))
+                 for key, label in CROWS_VARIANTS.items() if key in r]
     for _, r in glue_summary(glue_table).iterrows():
         rows.append(("GLUE", r["task"], r["metric"], r["mean"], float("nan"), float("nan")))
     df = pd.DataFrame(rows, columns=["benchmark", "subset", "metric", "value", "ci_low", "ci_high"])
@@ -146,12 +169,13 @@ def skipped_items(seat_res: seat.SeatResult, ss_res: stereoset.StereoSetResult, 
 
 def metrics(cfg: EvaluateConfig, family: str, seat_res: seat.SeatResult, ss_table: pd.DataFrame,
             crows_table: pd.DataFrame, glue_table: pd.DataFrame, skipped: pd.DataFrame,
-            timing_s: dict[str, dict[str, float]]) -> dict:
+            timing_s: dict[str, dict[str, float]], ppl_table: pd.DataFrame | None = None) -> dict:
     """The stage's metrics.json: headline numbers per benchmark, skipped counts and timings."""
     seat_tests = {r["test"]: {"d": r["d"], "p": r["p"], "d_ci": [r["d_ci_low"], r["d_ci_high"]]}
                   for _, r in seat_res.table.iterrows()}
     return _finite({
-        "variant": cfg.variant, "model": cfg.model, "family": family,
+        "variant": cfg.variant, "model": cfg.model, "family": family, "profile": cfg.profile,
+        "perplexity": {} if ppl_table is None or not len(ppl_table) else _clean(ppl_table.iloc[0]),
         "seat": {**seat_res.summary, "tests": seat_tests},
         "stereoset": _headline(ss_table),
         "crows_pairs": _headline(crows_table),

@@ -17,6 +17,7 @@ class ReportConfig(StageConfig):
     train_dir: InputPath
     alpha: float = Field(gt=0, lt=1)
     n_perm: int = Field(ge=100)
+    n_boot: int = Field(ge=100)  # paired bootstrap replicates (LMS, ICAT, perplexity)
     seed: int
     out_dir: str
     metrics_path: str

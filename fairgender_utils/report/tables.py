@@ -100,8 +100,8 @@ def load_seat(cfg: ReportConfig) -> pd.DataFrame:
 def significance(cfg: ReportConfig) -> pd.DataFrame:
     """Paired tests of each variant against the base, Holm-corrected across every row of every variant."""
     base = repo_path(cfg.evaluate_dir) / cfg.base_variant / "items"
-    frames = [compare_to_base(base, repo_path(cfg.evaluate_dir) / v / "items", cfg.alpha, cfg.n_perm, cfg.seed)
-              .assign(variant=v) for v in variants(cfg)[1:]]
+    frames = [compare_to_base(base, repo_path(cfg.evaluate_dir) / v / "items", cfg.alpha, cfg.n_perm, cfg.seed,
+                              cfg.n_boot).assign(variant=v) for v in variants(cfg)[1:]]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "comparison", "p"])
     if len(out):
         reject, adjusted = holm(out["p"].to_numpy(), cfg.alpha)
@@ -116,27 +116,43 @@ def _cell(value: float, lo: float, hi: float, digits: int) -> str:
     return f"{value:.{digits}f}{ci}"
 
 
-def paper_table(summary: pd.DataFrame, sig: pd.DataFrame, subset: str = "gender") -> pd.DataFrame:
-    """Rows = variants; SEAT mean |d|, StereoSet LMS/SS/ICAT and CrowS-Pairs of ``subset`` with 95% CIs.
+MARK = {"better": " [better]", "worse": " [worse]"}
 
-    ``*`` marks a difference from the base that survives Holm's correction over every paired test
-    (McNemar for CrowS-Pairs and StereoSet SS outcomes; SEAT: any per-test permutation test).
+
+def paper_table(summary: pd.DataFrame, sig: pd.DataFrame, subset: str = "gender") -> pd.DataFrame:
+    """Rows = variants; SEAT mean |d|, StereoSet LMS/SS/ICAT, CrowS-Pairs of ``subset`` and held-out
+    perplexity, each with its 95% CI.
+
+    A cell is marked ``[better]`` or ``[worse]`` where its own paired test against the base survives Holm's
+    correction over every paired test of every variant, by the way the metric moved: toward its ideal
+    (SS and CrowS-Pairs 50, SEAT mean |d| 0, LMS and ICAT 100, perplexity lower) or away from it. Tests:
+    SEAT mean |d|, paired permutation; SS (per-term, as shown), paired permutation of |SS - 50|; LMS and
+    ICAT, paired bootstrap within terms; CrowS-Pairs, McNemar; perplexity, paired bootstrap.
+    SEAT's CI resamples the target sentences with the attribute sets fixed.
     """
-    cols = [("SEAT", "gender", "mean |d|", 3), ("StereoSet", subset, "LMS", 2), ("StereoSet", subset, "SS", 2),
-            ("StereoSet", subset, "ICAT", 2), ("CrowS-Pairs", subset, "score", 2)]
-    marks = {("StereoSet", "SS"): f"stereoset/{subset}", ("CrowS-Pairs", "score"): f"crows_pairs/{subset}"}
+    cols = [("SEAT", "gender", "mean |d|", 3, "seat/mean |d|"),
+            ("StereoSet", subset, "LMS", 2, f"stereoset/{subset}/LMS"),
+            ("StereoSet", subset, "SS", 2, f"stereoset/{subset}/SS"),
+            ("StereoSet", subset, "ICAT", 2, f"stereoset/{subset}/ICAT"),
+            ("CrowS-Pairs", subset, "score", 2, f"crows_pairs/{subset}"),
+            ("Held-out text", None, None, 1, "perplexity")]
     rows = []
     for v in dict.fromkeys(summary["variant"]):
         row = {"variant": v}
-        for bench, sub, metric, digits in cols:
-            hit = summary[(summary["variant"] == v) & (summary["benchmark"] == bench) & (summary["subset"] == sub)
-                          & (summary["metric"] == metric)]
+        for bench, sub, metric, digits, key in cols:
+            pick = (summary["variant"] == v) & (summary["benchmark"] == bench)
+            if sub is not None:
+                pick &= (summary["subset"] == sub) & (summary["metric"] == metric)
+            hit = summary[pick]
+            if bench == "Held-out text" and not len(hit):
+                continue
             text = _cell(*hit[["value", "ci_low", "ci_high"]].iloc[0].astype(float), digits) if len(hit) else "–"
-            key = marks.get((bench, metric)) or ("seat/" if bench == "SEAT" else None)
-            if key and len(sig) and "significant" in sig:
-                s = sig[(sig["variant"] == v) & sig["comparison"].str.startswith(key)]
-                text += " *" if bool(s["significant"].any()) else ""
-            row[f"{bench} {metric}" if bench != "CrowS-Pairs" else "CrowS-Pairs"] = text
+            if len(sig) and "significant" in sig:
+                s = sig[(sig["variant"] == v) & (sig["comparison"] == key) & sig["significant"].astype(bool)]
+                text += MARK.get(s["direction"].iloc[0], "") if len(s) else ""
+            name = {"CrowS-Pairs": "CrowS-Pairs", "Held-out text": "perplexity (held-out)"}.get(
+                bench, f"{bench} {metric}")
+            row[name] = text
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -190,10 +206,15 @@ def headline(summary: pd.DataFrame, sig: pd.DataFrame, subset: str = "gender") -
     out: dict = {}
     for v, part in summary[summary["subset"].isin([subset])].groupby("variant", sort=False):
         out[v] = {f"{b} {m}": float(val) for b, m, val in part[["benchmark", "metric", "value"]].itertuples(False)}
+    ppl = summary[summary["benchmark"] == "Held-out text"]
+    for v, part in ppl.groupby("variant", sort=False):
+        out.setdefault(v, {})[f"{part['metric'].iloc[0]} (held-out)"] = float(part["value"].iloc[0])
     seat = summary[(summary["benchmark"] == "SEAT")]
     for v, part in seat.groupby("variant", sort=False):
         out.setdefault(v, {})["SEAT mean |d|"] = float(part["value"].iloc[0])
     if len(sig) and "significant" in sig:
         for v, part in sig.groupby("variant", sort=False):
             out[v]["significant_vs_base"] = int(part["significant"].sum())
+            for way in ("better", "worse"):
+                out[v][f"significant_{way}"] = int((part["significant"].astype(bool) & (part["direction"] == way)).sum())
     return out
