@@ -14,7 +14,7 @@ from fairgender_utils.evaluate import run as evaluate
 from fairgender_utils.evaluate.config import EvaluateConfig
 from fairgender_utils.io import write_tables
 from fairgender_utils.plots import save_figure
-from fairgender_utils.stats import compare_to_base
+from fairgender_utils.report.paired import compare_to_base
 from fairgender_utils.paths import repo_path
 from tests.metrics_fixtures import one_thread, tiny  # noqa: F401  (fixtures)
 from tests.params import stage_config, stage_params

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fairgender_utils import stats
+from fairgender_utils.report import paired
 
 
 def test_effect_size_by_hand():
@@ -88,7 +89,7 @@ def _items(folder, crows_stereo, ss_stereo, seat_shift):
 def test_compare_to_base(tmp_path):
     _items(tmp_path / "base", [1, 1, 1, 1, 0, 1, 1], [1, 1, 0, 1], 1.0)
     _items(tmp_path / "var", [0, 0, 0, 1, 0, 1, 1, 1], [1, 1, 0, 1], 1.0)  # one extra item: unpaired
-    df = stats.compare_to_base(tmp_path / "base", tmp_path / "var", n_perm=2000, n_boot=200)
+    df = paired.compare_to_base(tmp_path / "base", tmp_path / "var", n_perm=2000, n_boot=200)
     df = df.set_index("comparison")
     # StereoSet has only gender items: no "all" rows for it; CrowS-Pairs has race too
     assert list(df.index) == ["crows_pairs/gender", "crows_pairs/all", "stereoset/gender/SS",
@@ -108,8 +109,8 @@ def test_compare_to_base(tmp_path):
 
 def test_two_sided_bootstrap_p_by_hand():
     # 1 replicate <= 0, 3 >= 0: p = 2 (1 + 1) / (1 + 4)
-    assert stats.two_sided_p(np.array([-1.0, 1.0, 2.0, 3.0])) == pytest.approx(0.8)
-    assert stats.two_sided_p(np.zeros(10)) == 1.0
+    assert paired.two_sided_p(np.array([-1.0, 1.0, 2.0, 3.0])) == pytest.approx(0.8)
+    assert paired.two_sided_p(np.zeros(10)) == 1.0
 
 
 def _ss_items(stereo_b, stereo_v, related_b, related_v, targets):
@@ -122,7 +123,7 @@ def test_stereoset_paired_per_term_ss_by_hand():
     # per-term SS: base (100 + 50) / 2 = 75, variant (50 + 50) / 2 = 50 (the pooled share would be 75 vs 50
     # too, but per term is what the table shows). |50 - 50| - |75 - 50| = -25: toward 50, "better".
     m = _ss_items([1, 1, 1, 0], [1, 0, 0, 1], [2, 2, 2, 2], [2, 2, 2, 2], ["A", "A", "B", "B"])
-    ss, lms, icat = stats.stereoset_paired(m, n_perm=400, n_boot=200, seed=0)
+    ss, lms, icat = paired.stereoset_paired(m, n_perm=400, n_boot=200, seed=0)
     assert (ss["base"], ss["variant"], ss["statistic"], ss["direction"]) == (75.0, 50.0, -25.0, "better")
     # every one of the 8 swaps of the 3 discordant items gives |statistic| = 25 (enumerated by hand): p = 1
     assert ss["p"] == 1.0
@@ -135,7 +136,7 @@ def test_stereoset_paired_detects_clear_changes():
     n = 40
     terms = ["A"] * 20 + ["B"] * 20
     m = _ss_items([1] * n, [1, 0] * 20, [2] * n, [0] * n, terms)
-    ss, lms, icat = stats.stereoset_paired(m, n_perm=2000, n_boot=999, seed=1)
+    ss, lms, icat = paired.stereoset_paired(m, n_perm=2000, n_boot=999, seed=1)
     assert ss["statistic"] == -50.0 and ss["p"] < 0.01 and ss["direction"] == "better"
     # LMS 100 -> 0 in every bootstrap replicate: no replicate >= 0, p = 2 / (1 + 999)
     assert lms["statistic"] == -100.0 and lms["p"] == pytest.approx(2 / 1000) and lms["direction"] == "worse"
@@ -150,17 +151,17 @@ def test_seat_mean_abs_d_permutation():
             rows.append({"test": test, "set": "X" if i < 20 else "Y", "s_b": v,
                          "s_v": v * shrink + (0.1 if i % 2 else -0.1) * (shrink < 1)})
     m = pd.DataFrame(rows)
-    res = stats.seat_mean_abs_d_permutation(m, n_perm=2000, seed=0)
+    res = paired.seat_mean_abs_d_permutation(m, n_perm=2000, seed=0)
     d = stats.effect_size(s[:20], s[20:])
     assert res["base"] == pytest.approx(abs(d))  # both tests have the same base d
     assert res["variant"] < res["base"] and res["direction"] == "better" and res["p"] < 0.01
-    same = stats.seat_mean_abs_d_permutation(m.assign(s_v=m["s_b"]), n_perm=500)
+    same = paired.seat_mean_abs_d_permutation(m.assign(s_v=m["s_b"]), n_perm=500)
     assert (same["statistic"], same["p"], same["direction"]) == (0.0, 1.0, "same")
 
 
 def test_perplexity_paired_by_hand():
     m = pd.DataFrame({"nll_b": [2.0, 4.0], "n_tokens_b": [1, 1], "nll_v": [1.0, 1.0], "n_tokens_v": [1, 1]})
-    res = stats.perplexity_paired(m, n_boot=999, seed=0)
+    res = paired.perplexity_paired(m, n_boot=999, seed=0)
     assert res["base"] == pytest.approx(math.exp(3)) and res["variant"] == pytest.approx(math.e)
     # log ppl falls by 2; every replicate falls (each sentence's NLL falls): p = 2 / (1 + 999)
     assert res["statistic"] == -2.0 and res["direction"] == "better" and res["p"] == pytest.approx(0.002)

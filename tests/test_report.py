@@ -74,7 +74,7 @@ def test_paper_table_marks_and_cis(cfg: report.ReportConfig) -> None:
 
 
 def test_variants_are_the_evaluated_folders_and_a_missing_table_is_named(cfg: report.ReportConfig) -> None:
-    assert report.variants(cfg) == ["base", "debiased", "same"]
+    assert report.variants(cfg) == ["base", "biased", "debiased", "same"]
     root = Path(cfg.evaluate_dir)
     (root / "nope" / "tables").mkdir(parents=True)
     (root / "nope" / "tables" / "summary.csv").write_text((root / "same" / "tables" / "summary.csv").read_text())
@@ -97,13 +97,13 @@ def test_tradeoff_and_headline(cfg: report.ReportConfig) -> None:
 def test_ablation_table_reads_training_facts(cfg: report.ReportConfig) -> None:
     import json
 
-    with pytest.raises(FileNotFoundError, match="debiased/metrics.json: missing"):
+    with pytest.raises(FileNotFoundError, match="biased/metrics.json: missing"):
         report.ablation_table(cfg)
     for v, pairs in (("debiased", 49), ("same", 12), ("biased", 3)):
         (Path(cfg.train_dir) / v / "metrics.json").write_text(json.dumps(
             {"pairs": pairs, "unscorable_pairs": 0, "steps": 9, "lm_loss_start": 4.9, "lm_loss_end": 3.4,
              "bias_loss_start": 0.2, "bias_loss_end": 0.8}))
     table = report.ablation_table(cfg)
-    assert list(table.index) == ["base", "debiased", "same", "biased"]
+    assert list(table.index) == ["base", "biased", "debiased", "same"]
     assert table.loc["debiased", "pairs"] == 49 and table.loc["same", "pairs"] == 12
     assert pd.isna(table.loc["base", "steps"]) and table.loc["base", "loss"] == "the original model"

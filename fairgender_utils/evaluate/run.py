@@ -7,7 +7,7 @@ every CrowS-Pairs bias type and GLUE (``glue_mode``).
 The notebook ``notebooks/04_evaluate.ipynb`` builds :class:`EvaluateConfig` from its parameters and
 calls the ``run_*`` functions below in turn; each returns tables and per-item scores, and
 :func:`fairgender_utils.io.write_tables` writes them under ``out_dir`` (``items/*.csv`` feed the paired tests of the
-report stage, :func:`fairgender_utils.stats.compare_to_base`). Each benchmark is scored once:
+report stage, :func:`fairgender_utils.report.paired.compare_to_base`). Each benchmark is scored once:
 in the full profile the gender subsets are slices of the all-domain runs.
 """
 

@@ -16,7 +16,8 @@ import seaborn as sns
 from pydantic import Field
 
 from fairgender_utils.report.config import ReportConfig
-from fairgender_utils.stats import compare_to_base, holm
+from fairgender_utils.report.paired import compare_to_base
+from fairgender_utils.stats import holm
 from fairgender_utils.paths import repo_path
 
 
