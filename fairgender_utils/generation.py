@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass
 from math import gcd
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fairgender_utils import counterfactual as cf
 from fairgender_utils.config import InputPath, StageConfig
+from fairgender_utils.endpoint_url import has_credentials, public_url
 from fairgender_utils.llm_client import Endpoint, Journal, complete, fingerprint, make_client
 from fairgender_utils.loaders import GenderWords
 
@@ -64,9 +65,10 @@ class GenerateConfig(StageConfig):
     throughput_cells: int = Field(default=6, ge=0)
     compare_generators: list[str] = Field(default_factory=lambda: ["gemma-3-270m", "smollm2-135m-instruct"])
     compare_cells: int = Field(default=100, ge=1)
-    request_timeout_s: float = Field(default=300.0, gt=0)
-    max_retries: int = Field(default=4, ge=0)
-    backoff_s: float = Field(default=1.0, gt=0)
+    connect_timeout_s: float = Field(gt=0)
+    read_timeout_s: float = Field(gt=0)
+    max_retries: int = Field(ge=0)
+    backoff_s: float = Field(gt=0)
     continuous_batching: bool = True
     cb_num_blocks: int = Field(default=48, ge=0)
     cb_max_batch_tokens: int = Field(default=1024, ge=0)
@@ -91,6 +93,14 @@ class GenerateConfig(StageConfig):
     plots_dir: str = "results/generate/plots"
     metrics_path: str = "results/generate/metrics.json"
     config_path: str = "results/generate/config.json"
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        if has_credentials(url):
+            raise ValueError(f"holds credentials ({public_url(url)}): params are committed and recorded; "
+                             "put such a URL in $OPENAI_BASE_URL (or the key in api_key_env) instead")
+        return url
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerateConfig:
@@ -241,7 +251,8 @@ def _run_cell(cell: Cell, ep: Endpoint, client, cfg: GenerateConfig, swap: cf.Sw
                 to = "f" if cell.start == "m" else "m"
                 mapping = cf.gender_mapping(text, to, cell.male_word, cell.female_word, cell.target, swap)
                 prompt = build_prompt(cfg, ep.api, 2, sentence=text, mapping=mapping_text(mapping))
-            rec = complete(client, ep, prompt, decoding(cfg, ep.api, step), cfg.max_retries, cfg.backoff_s)
+            rec = complete(client, ep, prompt, decoding(cfg, ep.api, step), cfg.max_retries, cfg.backoff_s,
+                           stop)
             journal.add({"key": key, "cell_id": cell.id, "step": step, **meta, "prompt": prompt,
                          "mapping": mapping, **rec})
             new += 1
@@ -255,10 +266,10 @@ def _run_cell(cell: Cell, ep: Endpoint, client, cfg: GenerateConfig, swap: cf.Sw
 def generate(ep: Endpoint, cfg: GenerateConfig, swap: cf.SwapList, cells: Sequence[Cell], journal: Journal,
              concurrency: int, phase: str) -> dict[str, Any]:
     """Run both steps for ``cells`` with at most ``concurrency`` requests in flight; return run stats."""
-    from tqdm.auto import tqdm
+    from fairgender_utils.progress import tqdm
 
-    client = make_client(ep.base_url, cfg.request_timeout_s, cfg.api_key_env)
-    meta = {"generator": ep.key, "model": ep.model, "api": ep.api, "base_url": ep.base_url,
+    client = make_client(ep.base_url, cfg.read_timeout_s, cfg.api_key_env, cfg.connect_timeout_s)
+    meta = {"generator": ep.key, "model": ep.model, "api": ep.api, "base_url": ep.public_url,
             "settings": settings_hash(cfg, ep.key),
             "phase": phase, "run_id": uuid.uuid4().hex[:12], "concurrency": concurrency}
     stop, t0, new = threading.Event(), time.perf_counter(), 0

@@ -14,6 +14,7 @@ import pandas as pd
 from fairgender_utils import counterfactual as cf
 from fairgender_utils.generation import (Cell, GenerateConfig, cell_fields, clean_response, decoding,
                                          responses, settings_hash, templates)
+from fairgender_utils.endpoint_url import public_url
 from fairgender_utils.llm_client import Journal
 from fairgender_utils.toxicity import screen_pairs, screen_version
 
@@ -154,7 +155,7 @@ def provenance(cfg: GenerateConfig, key: str, cells: Sequence[Cell], journal: Jo
     per_cell, endpoints = {}, set()
     for c in cells:
         r1, r2 = responses(journal, settings, c)
-        endpoints.update(r.get("base_url", "") for r in (r1, r2) if r is not None)
+        endpoints.update(public_url(r.get("base_url") or "") for r in (r1, r2) if r is not None)
         if r1 is not None:
             per_cell[c.id] = {f"step{s}": {k: r[k] for k in ("raw", "finish_reason", "completion_tokens",
                                                              "t_start", "t_end", "attempts", "key")}
