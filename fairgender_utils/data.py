@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from fairgender_utils.config import StageConfig
 from fairgender_utils.paths import default_mirror, repo_path
+from fairgender_utils.progress import tqdm
 
 MANIFEST = Path(__file__).with_name("data_manifest.tsv")
 GROUPS = ("seat", "stereoset", "crows_pairs", "gender_word_lists", "glue")

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from fairgender_utils.losses import Lookup, effect_terms, word_logprob
+from fairgender_utils.progress import tqdm
 from fairgender_utils.slots import Family, PairSlots, encode_pairs
 
 

@@ -28,7 +28,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from torch.utils.flop_counter import FlopCounterMode
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from fairgender_utils.checkpoints import fingerprint, save_checkpoint, start_or_resume
@@ -38,6 +37,7 @@ from fairgender_utils.losses import stable_seed
 from fairgender_utils.models import load_model
 from fairgender_utils.paths import repo_path
 from fairgender_utils.perf import matmul_gflops, peak_memory_mib
+from fairgender_utils.progress import tqdm
 from fairgender_utils.slots import encode_pairs
 from fairgender_utils.train_batches import TokenInfo, batch_loss, build_batch
 from fairgender_utils.train_config import TrainConfig, TrainingError

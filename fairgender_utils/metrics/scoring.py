@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fairgender_utils.metrics.scoring_plan import Plan, prefix_groups
+from fairgender_utils.progress import tqdm
 
 
 @dataclass(frozen=True)
