@@ -32,6 +32,7 @@ from transformers import get_scheduler
 
 from fairgender_utils.checkpoints import fingerprint, save_checkpoint, start_or_resume
 from fairgender_utils.config import ConfigError
+from fairgender_utils.determinism import deterministic
 from fairgender_utils.io import append_jsonl, read_jsonl, write_json
 from fairgender_utils.losses import stable_seed
 from fairgender_utils.models import load_model
@@ -150,8 +151,12 @@ def _check_finite(accelerator: Accelerator, loss: torch.Tensor, step: int, pair_
 
 
 def train(cfg: TrainConfig, kill_after_step: int = 0) -> Path:
-    """Run (or resume) one training run; return the folder of the saved model."""
-    cfg = cfg.for_variant()
+    """Run (or resume) one training run with deterministic algorithms; return the saved model's folder."""
+    with deterministic():
+        return _train(cfg.for_variant(), kill_after_step)
+
+
+def _train(cfg: TrainConfig, kill_after_step: int) -> Path:
     accelerator = Accelerator()
     nproc = accelerator.num_processes
     accum, rest = divmod(cfg.batch_size, cfg.micro_batch_size * nproc)

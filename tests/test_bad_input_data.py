@@ -29,12 +29,15 @@ def _write(base: Path, rel: str, content: str | bytes) -> Path:
 
 @pytest.mark.parametrize("task, rel, header, row, problem", [
     ("sst2", "SST-2/dev.tsv", "sentence\tlabel", "a film\t7", "label '7' is not a label of sst2 \\(0, 1\\)"),
-    ("sst2", "SST-2/dev.tsv", "sentence\tlabel", "a film\tpositive", "label 'positive' is not a label of sst2"),
+    ("sst2", "SST-2/dev.tsv", "sentence\tlabel", "a film\tpositive",
+     "label 'positive' is not a label of sst2"),
     ("sst2", "SST-2/dev.tsv", "sentence\tlabel", "a film\t1.0", "label '1.0' is not a label of sst2"),
     ("mrpc", "MRPC/dev.tsv", "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String", "2\t1\t2\ta\tb", "label '2'"),
-    ("rte", "RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel", "0\ta\tb\t1", "label '1' is not a label of rte"),
+    ("rte", "RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel", "0\ta\tb\t1",
+     "label '1' is not a label of rte"),
     ("wnli", "WNLI/dev.tsv", "index\tsentence1\tsentence2\tlabel", "0\ta\tb\t-1", "label '-1'"),
-    ("stsb", "STS-B/dev.tsv", "sentence1\tsentence2\tscore", "a\tb\t7.5", "score '7.5' is outside \\[0, 5\\]"),
+    ("stsb", "STS-B/dev.tsv", "sentence1\tsentence2\tscore", "a\tb\t7.5",
+     "score '7.5' is outside \\[0, 5\\]"),
     ("stsb", "STS-B/dev.tsv", "sentence1\tsentence2\tscore", "a\tb\thigh", "score 'high' is not a number"),
     ("stsb", "STS-B/dev.tsv", "sentence1\tsentence2\tscore", "a\tb\tnan", "score 'nan' is outside"),
 ])
@@ -47,7 +50,8 @@ def test_glue_label_outside_the_task_label_set_names_file_and_line(tmp_path, tas
 
 
 def test_glue_cola_without_header_and_blank_trailing_lines(tmp_path):
-    _write(tmp_path, "glue/CoLA/in_domain_dev.tsv", "src\t1\t\tA fine sentence.\nsrc\t0\t*\tSentence bad a.\n\n\n")
+    _write(tmp_path, "glue/CoLA/in_domain_dev.tsv",
+           "src\t1\t\tA fine sentence.\nsrc\t0\t*\tSentence bad a.\n\n\n")
     _write(tmp_path, "glue/CoLA/out_of_domain_dev.tsv", "src\t1\t\tOk.\n\nsrc\t3\t\tBad label.\n")
     with pytest.raises(DataFormatError, match="out_of_domain_dev.tsv:3: label '3' is not a label of cola"):
         loaders.load_glue(tmp_path, "cola", "dev")
@@ -96,7 +100,8 @@ def test_crows_blank_lines_and_multiline_rows(tmp_path):
            CROWS_HEADER + CROWS_ROW.format(i=0, d="stereo") + multi + ",,,,,,,\n\n")
     pairs = loaders.load_crows(tmp_path, "gender")
     assert [(p.index, p.direction) for p in pairs] == [(0, "stereo"), (1, "antistereo")]
-    _write(tmp_path, "crows_pairs/crows_pairs_anonymized.csv", CROWS_HEADER.replace("bias_type", "bias") + "\n")
+    _write(tmp_path, "crows_pairs/crows_pairs_anonymized.csv",
+           CROWS_HEADER.replace("bias_type", "bias") + "\n")
     with pytest.raises(DataFormatError, match=":1: no column 'bias_type' in the header"):
         loaders.load_crows(tmp_path)
 
@@ -139,7 +144,8 @@ def test_stereoset_bytes_that_are_not_utf8(tmp_path):
 
 
 def _seat(**parts) -> str:
-    base = {k: {"category": k.upper(), "examples": [f"This is {k}."]} for k in ("targ1", "targ2", "attr1", "attr2")}
+    base = {k: {"category": k.upper(), "examples": [f"This is {k}."]}
+            for k in ("targ1", "targ2", "attr1", "attr2")}
     return json.dumps({**base, **parts}, indent=1)
 
 
@@ -154,7 +160,8 @@ def _seat(**parts) -> str:
 ])
 def test_seat_bad_file_names_file_and_key(tmp_path, content, problem):
     path = _write(tmp_path, "seat/sent-weat6.jsonl", content)
-    with pytest.raises(DataFormatError, match=f"^{path}{problem if problem.startswith(':') else ': ' + problem}"):
+    where = problem if problem.startswith(":") else ": " + problem
+    with pytest.raises(DataFormatError, match=f"^{path}{where}"):
         loaders.load_seat(tmp_path, "sent-weat6")
     if "missing" in problem:
         return

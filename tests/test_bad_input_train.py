@@ -56,8 +56,9 @@ def test_bytes_flipped_in_place_are_found(saved):
     data = bytearray(weights.read_bytes())
     data[-8:] = bytes(b ^ 0xFF for b in data[-8:])  # same size, different weights
     weights.write_bytes(bytes(data))
-    with pytest.raises(TrainingError, match=r"step_0000002 is unusable: model.safetensors has changed since it "
-                                            r"was saved \(sha256 \w+…, \w+… expected\)\. Delete it"):
+    pattern = (r"step_0000002 is unusable: model.safetensors has changed since it was saved "
+               r"\(sha256 \w+…, \w+… expected\)\. Delete it")
+    with pytest.raises(TrainingError, match=pattern):
         _resume(args)
     with pytest.warns(UserWarning, match="model.safetensors has changed .* starting afresh as asked"):
         out = _resume(args, fresh_if_unusable=True)
