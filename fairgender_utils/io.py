@@ -46,24 +46,41 @@ def write_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
     return out
 
 
+def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, record, None) per usable line, (line number, None, problem) per unusable one.
+
+    Blank lines are skipped; a line that is not UTF-8, not JSON or not a JSON object is a problem.
+    """
+    p = repo_path(path)
+    with p.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield lineno, None, "corrupt JSONL line (not UTF-8)"
+                continue
+            except ValueError as err:
+                yield lineno, None, f"corrupt JSONL line ({err})"
+                continue
+            if not isinstance(rec, dict):
+                yield lineno, None, f"corrupt JSONL line (a JSON {type(rec).__name__}, not an object)"
+                continue
+            yield lineno, rec, None
+
+
 def read_jsonl(path: str | Path, strict: bool = True) -> Iterator[dict[str, Any]]:
     """Yield records. A corrupt line raises (strict) or is reported with its line number and skipped."""
     p = repo_path(path)
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as err:
-                msg = f"{p}:{lineno}: corrupt JSONL line ({err})"
-                if strict:
-                    raise ValueError(msg) from None
-                warnings.warn(msg + "; skipped, the rest kept", stacklevel=2)
-                continue
-            yield rec
+    for lineno, rec, problem in numbered_jsonl(p):
+        if problem is not None:
+            msg = f"{p}:{lineno}: {problem}"
+            if strict:
+                raise ValueError(msg)
+            warnings.warn(msg + "; skipped, the rest kept", stacklevel=2)
+            continue
+        yield rec  # type: ignore[misc]
 
 
 def write_tables(out_dir: str | Path, folder: str, tables: Mapping[str, Any]) -> None:

@@ -25,6 +25,7 @@ from fairgender_utils.generate.llm_client import (
     Endpoint,
     EndpointUnreachable,
     Journal,
+    MalformedResponse,
     RequestRejected,
     complete,
     make_client,
@@ -50,7 +51,8 @@ def params(**overrides):
         compare_cells=1,
         max_retries=2,
         backoff_s=0.01,
-        request_timeout_s=5.0,
+        read_timeout_s=5.0,
+        connect_timeout_s=2.0,
     )
     values.update(overrides)
     return values
@@ -271,12 +273,10 @@ def test_a_4xx_is_not_retried():
     assert len(llm.requests) == 1
 
 
-def test_malformed_body_is_an_empty_response_not_a_crash():
-    with FakeLLM(raw_body=b"{not json") as llm:
-        rec = complete(
-            make_client(llm.url, 5.0), endpoint(llm.url), "S1|a|b", {}, max_retries=1, backoff_s=0.01
-        )
-    assert rec["raw"] == "" and "malformed" in rec["error"]
+def test_malformed_body_is_retried_then_one_error_not_an_answer():
+    with FakeLLM(raw_body=b"{not json") as llm, pytest.raises(MalformedResponse, match="not JSON"):
+        complete(make_client(llm.url, 5.0), endpoint(llm.url), "S1|a|b", {}, max_retries=1, backoff_s=0.01)
+    assert len(llm.requests) == 2
 
 
 def test_chat_api_sends_messages():

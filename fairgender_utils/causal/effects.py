@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from fairgender_utils.lm.losses import Lookup, effect_terms, word_logprob
 from fairgender_utils.lm.loading import pad_id
 from fairgender_utils.lm.slots import Family, PairSlots, encode_pairs
+from fairgender_utils.progress import tqdm
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

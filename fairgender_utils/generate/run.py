@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from math import gcd
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fairgender_utils.generate import counterfactual as cf
 from fairgender_utils.generate.config import GenerateConfig
@@ -165,7 +165,8 @@ def _run_cell(cell: Cell, ep: Endpoint, client, cfg: GenerateConfig, swap: cf.Sw
                 to = "f" if cell.start == "m" else "m"
                 mapping = cf.gender_mapping(text, to, cell.male_word, cell.female_word, cell.target, swap)
                 prompt = build_prompt(cfg, ep.api, 2, sentence=text, mapping=mapping_text(mapping))
-            rec = complete(client, ep, prompt, decoding(cfg, ep.api, step), cfg.max_retries, cfg.backoff_s)
+            rec = complete(client, ep, prompt, decoding(cfg, ep.api, step), cfg.max_retries, cfg.backoff_s,
+                           stop)
             journal.add({"key": key, "cell_id": cell.id, "step": step, **meta, "prompt": prompt,
                          "mapping": mapping, **rec})
             new += 1
@@ -179,10 +180,10 @@ def _run_cell(cell: Cell, ep: Endpoint, client, cfg: GenerateConfig, swap: cf.Sw
 def generate(ep: Endpoint, cfg: GenerateConfig, swap: cf.SwapList, cells: Sequence[Cell], journal: Journal,
              concurrency: int, phase: str) -> dict[str, Any]:
     """Run both steps for ``cells`` with at most ``concurrency`` requests in flight; return run stats."""
-    from tqdm.auto import tqdm
+    from fairgender_utils.progress import tqdm
 
-    client = make_client(ep.base_url, cfg.request_timeout_s, cfg.api_key_env)
-    meta = {"generator": ep.key, "model": ep.model, "api": ep.api, "base_url": ep.base_url,
+    client = make_client(ep.base_url, cfg.read_timeout_s, cfg.api_key_env, cfg.connect_timeout_s)
+    meta = {"generator": ep.key, "model": ep.model, "api": ep.api, "base_url": ep.public_url,
             "settings": settings_hash(cfg, ep.key),
             "phase": phase, "run_id": uuid.uuid4().hex[:12], "concurrency": concurrency}
     stop, t0, new = threading.Event(), time.perf_counter(), 0

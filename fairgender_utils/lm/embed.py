@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
+
+from fairgender_utils.progress import tqdm
 
 
 def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:

@@ -92,7 +92,7 @@ def convert_all(cfg: ModelsConfig) -> dict[str, dict[str, float | str]]:
     GGUF entries are dequantised and converted; hub entries are downloaded (where a hub is reachable) and
     saved; local entries are copied. Later stages load every model from ``models_dir`` the same way.
     """
-    from tqdm.auto import tqdm
+    from fairgender_utils.progress import tqdm
 
     out = repo_path(cfg.models_dir)
     out.mkdir(parents=True, exist_ok=True)

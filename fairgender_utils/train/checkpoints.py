@@ -1,8 +1,10 @@
 """Training checkpoints: ``accelerator.save_state`` folders ``step_NNNNNNN`` with a completeness marker.
 
-A checkpoint is complete when ``complete.json`` lists every file of the folder with its size: a save
-interrupted by a kill has no marker, a damaged one has a missing or resized file. Resuming takes the
-newest checkpoint only if it is intact; otherwise it stops with an error unless asked to start afresh.
+A checkpoint is complete when ``complete.json`` lists every file of the folder with its size and
+sha256: a save interrupted by a kill has no marker, a damaged one has a missing, resized or changed file
+(bytes flipped in place keep the size, not the hash), a malformed marker is named as such. Resuming takes
+the newest checkpoint only if it is intact; otherwise it stops with an error unless asked to start afresh.
+A marker of an older version (sizes only) is still resumed from, with a warning that it is unverified.
 
 The marker also records the run's *fingerprint* (the parameters that shape training and a hash of the
 training data). A checkpoint of another run - the parameters or the data of stage 02 changed since,
@@ -18,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fairgender_utils.io import read_jsonl, write_json, write_jsonl
+from fairgender_utils.io import numbered_jsonl, write_json, write_jsonl
 from fairgender_utils.paths import repo_path
 from fairgender_utils.train.config import TrainConfig, TrainingError
 
@@ -48,21 +50,61 @@ def _differences(old: dict, new: dict) -> list[str]:
         ["the training data"] if old["data_sha256"] != new["data_sha256"] else [])
 
 
-def checkpoint_problem(path: Path) -> str | None:
-    """Why a checkpoint folder cannot be resumed from (None: complete and intact)."""
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _manifest_problem(m: object) -> str | None:
+    """Why a parsed ``complete.json`` is malformed (None: well-formed)."""
+    if not isinstance(m, dict):
+        return f"complete.json holds a JSON {type(m).__name__}, not an object"
+    step, files, run = m.get("step"), m.get("files"), m.get("run")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"complete.json: 'step' is {json.dumps(step)[:40]}, not a step number"
+    if not isinstance(files, dict) or not files:
+        return f"complete.json: 'files' is {json.dumps(files)[:40]}, not a list of files"
+    if run is not None and not isinstance(run, dict):
+        return f"complete.json: 'run' is {json.dumps(run)[:40]}, not an object"
+    for name, entry in files.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            return f"complete.json: file name {name!r} points outside the checkpoint"
+        legacy = isinstance(entry, int) and not isinstance(entry, bool)
+        ok = isinstance(entry, dict) and isinstance(entry.get("bytes"), int) and isinstance(
+            entry.get("sha256"), str) and len(entry["sha256"]) == 64
+        if not (legacy or ok):
+            return f"complete.json: the entry of {name} is {json.dumps(entry)[:60]}, not its size and sha256"
+    return None
+
+
+def read_manifest(path: Path) -> tuple[dict | None, str | None]:
+    """(manifest, None) when ``complete.json`` of ``path`` is there and well-formed, else (None, why)."""
     marker = path / "complete.json"
     if not marker.exists():
-        return "no complete.json (the save was interrupted)"
+        return None, "no complete.json (the save was interrupted)"
     try:
-        files = json.loads(marker.read_text())["files"]
-    except (ValueError, KeyError) as err:
-        return f"complete.json unreadable ({err})"
-    for name, size in files.items():
+        manifest = json.loads(marker.read_bytes().decode("utf-8"))
+    except ValueError as err:  # also UnicodeDecodeError
+        return None, f"complete.json unreadable ({err})"
+    problem = _manifest_problem(manifest)
+    return (None, problem) if problem else (manifest, None)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (None: complete and intact)."""
+    manifest, problem = read_manifest(path)
+    if manifest is None:
+        return problem
+    for name, entry in manifest["files"].items():
         f = path / name
-        if not f.exists():
+        size = entry if isinstance(entry, int) else entry["bytes"]
+        if not f.is_file():
             return f"{name} missing"
         if f.stat().st_size != size:
             return f"{name} has {f.stat().st_size} bytes, {size} expected"
+        if isinstance(entry, dict) and sha256_file(f) != entry["sha256"]:
+            return f"{name} has changed since it was saved (sha256 {sha256_file(f)[:12]}…, " \
+                   f"{entry['sha256'][:12]}… expected)"
     return None
 
 
@@ -73,12 +115,16 @@ def find_checkpoint(cfg: TrainConfig, run: dict) -> Path | None:
     for path in sorted(base.glob("step_*"), reverse=True):
         problem = checkpoint_problem(path)
         if problem is None:
-            old = json.loads((path / "complete.json").read_text()).get("run")
+            manifest = read_manifest(path)[0]
+            old = manifest.get("run")  # type: ignore[union-attr]
             if old != run:
                 changed = _differences(old, run) if old else ["no fingerprint recorded"]
                 warnings.warn(f"checkpoint {path} belongs to another run ({'; '.join(changed)}); "
                               f"starting afresh", stacklevel=2)
                 return None
+            if any(isinstance(e, int) for e in manifest["files"].values()):  # type: ignore[index]
+                warnings.warn(f"checkpoint {path} records sizes only (an older version saved it): its "
+                              f"contents cannot be verified", stacklevel=2)
             return path
         if not cfg.fresh_if_unusable:
             raise TrainingError(f"checkpoint {path} is unusable: {problem}. Delete it to resume from an "
@@ -89,12 +135,14 @@ def find_checkpoint(cfg: TrainConfig, run: dict) -> Path | None:
 
 
 def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, step: int, run: dict) -> None:
-    """save_state + a marker listing every file with its size; keep the newest ``keep_checkpoints``."""
+    """save_state + a marker listing every file with its size and sha256; keep the newest
+    ``keep_checkpoints``."""
     path = repo_path(cfg.checkpoint_dir) / f"step_{step:07d}"
     accelerator.save_state(str(path))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        files = {str(f.relative_to(path)): f.stat().st_size for f in path.rglob("*") if f.is_file()}
+        files = {str(f.relative_to(path)): {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
+                 for f in sorted(path.rglob("*")) if f.is_file()}
         write_json(path / "complete.json", {"step": step, "files": files, "run": run})
         for old in sorted(path.parent.glob("step_*"))[:-cfg.keep_checkpoints]:
             shutil.rmtree(old)
@@ -117,7 +165,20 @@ def start_or_resume(accelerator: Accelerator, cfg: TrainConfig, total: int,
     if accelerator.is_main_process:
         if ckpt is None and ckpt_dir.exists():
             shutil.rmtree(ckpt_dir)  # a fresh start: stale checkpoints must not be resumed later
-        kept = list(read_jsonl(log_path)) if log_path.exists() else []
-        write_jsonl(log_path, [r for r in kept if r["step"] <= step])
+        write_jsonl(log_path, _log_until(log_path, step))
     accelerator.wait_for_everyone()
     return step, (str(ckpt) if ckpt is not None else None), log_path
+
+
+def _log_until(log_path: Path, step: int) -> list[dict]:
+    """The training log's records up to ``step``; a torn or malformed line is named and left out."""
+    kept = []
+    for lineno, rec, problem in numbered_jsonl(log_path) if log_path.exists() else []:
+        n = rec.get("step") if rec is not None else None
+        if problem is None and not (isinstance(n, int) and n > 0):
+            problem = f"no step number ({json.dumps(n)[:20]})"
+        if problem is not None:
+            warnings.warn(f"{log_path}:{lineno}: {problem}; left out of the training log", stacklevel=3)
+        elif n <= step:
+            kept.append(rec)
+    return kept

@@ -24,16 +24,17 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from torch.utils.flop_counter import FlopCounterMode
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from fairgender_utils.train.checkpoints import fingerprint, save_checkpoint, start_or_resume
 from fairgender_utils.config import ConfigError
+from fairgender_utils.runtime import deterministic
 from fairgender_utils.io import append_jsonl, read_jsonl, write_json
 from fairgender_utils.lm.losses import stable_seed
 from fairgender_utils.lm.heads import PositionLogits
 from fairgender_utils.lm.loading import load_model, pad_id
 from fairgender_utils.paths import repo_path
+from fairgender_utils.progress import tqdm
 from fairgender_utils.runtime import matmul_gflops, peak_memory_mib
 from fairgender_utils.lm.slots import encode_pairs
 from fairgender_utils.train.batches import TokenInfo, batch_loss, build_batch
@@ -118,7 +119,13 @@ def _check_finite(accelerator: Accelerator, loss: torch.Tensor, step: int, pair_
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Run (or resume) one training run of a resolved config; return the folder of the saved model."""
+    """Run (or resume) one training run of a resolved config with deterministic algorithms; return the
+    saved model's folder."""
+    with deterministic():
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> Path:
     accelerator = Accelerator()
     nproc = accelerator.num_processes
     accum, rest = divmod(cfg.batch_size, cfg.micro_batch_size * nproc)
