@@ -23,11 +23,12 @@ from statsmodels.stats.proportion import proportion_confint
 
 
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson interval for the share k/n, as fractions; (nan, nan) when n is 0."""
+    """Wilson interval for the share k/n, as fractions; (nan, nan) when n is 0. The interval holds k/n
+    (rounding in 1 - level can put a bound 1e-16 on the wrong side of 0 or 1 otherwise)."""
     if n == 0:
         return float("nan"), float("nan")
     lo, hi = proportion_confint(k, n, alpha=1 - level, method="wilson")
-    return float(lo), float(hi)
+    return min(float(lo), k / n), max(float(hi), k / n)
 
 
 def bootstrap_reps(stat: Callable[..., float], sizes: Sequence[int], n_boot: int = 1000,

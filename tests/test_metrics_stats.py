@@ -49,6 +49,8 @@ def test_wilson_by_hand():
     half = z * math.sqrt(0.025 + z * z / 400) / (1 + z * z / 10)
     assert (lo, hi) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
     assert all(math.isnan(v) for v in stats.wilson(0, 0))
+    assert stats.wilson(10, 10) == (pytest.approx(0.7224672001371107), 1.0)  # holds k/n: 1.0, not 1 - 1e-16
+    assert stats.wilson(0, 10)[0] == 0.0
 
 
 def test_mcnemar_exact_by_hand():
