@@ -377,3 +377,13 @@ def test_log_records_of_the_http_stack_are_redacted(caplog):
     logging.getLogger("httpx").info("HTTP Request: POST %s", "http://h/v1?k=very-secret-value")
     assert "very-secret-value" not in caplog.text and "k=***" in caplog.text
 
+
+
+@pytest.mark.parametrize("status, kind", [(401, RequestRejected), (200, MalformedResponse),
+                                          (503, EndpointUnreachable)])
+def test_credentials_echoed_by_the_server_are_hidden_in_the_error(status, kind):
+    secret = "echoed-s3cret"
+    body = json.dumps({"error": {"message": f"invalid key {secret} for user admin:{secret}"}}).encode()
+    with Scripted([(status, JSON, body)] * 2) as llm, pytest.raises(kind) as err:
+        ask(llm.url.replace("http://", f"http://admin:{secret}@") + f"?key={secret}", retries=1)
+    assert secret not in str(err.value) and "***" in str(err.value)

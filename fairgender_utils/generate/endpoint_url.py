@@ -72,6 +72,13 @@ def connection_parts(url: str) -> ConnectionParts:
     return ConnectionParts(urlunsplit((p.scheme, _host(p), p.path, "", "")), query, auth, frozenset(secrets))
 
 
+def hide(text: str, secrets: frozenset[str] | set[str]) -> str:
+    """``text`` with every secret replaced by ``***`` (longest first)."""
+    for s in sorted(secrets, key=len, reverse=True):
+        text = text.replace(s, HIDDEN)
+    return text
+
+
 class _Redact(logging.Filter):
     """Replace every known secret in a log record's message by ``***``."""
 
@@ -81,10 +88,7 @@ class _Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            msg = record.getMessage()
-            for s in sorted(self.secrets, key=len, reverse=True):
-                msg = msg.replace(s, HIDDEN)
-            record.msg, record.args = msg, ()
+            record.msg, record.args = hide(record.getMessage(), self.secrets), ()
         return True
 
 

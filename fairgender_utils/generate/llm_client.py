@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import openai
 
-from fairgender_utils.generate.endpoint_url import connection_parts, public_url, redact_logs
+from fairgender_utils.generate.endpoint_url import connection_parts, hide, public_url, redact_logs
 from fairgender_utils.io import append_jsonl, numbered_jsonl
 from fairgender_utils.paths import repo_path
 
@@ -160,7 +160,7 @@ def complete(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mappin
     plus ``backoff_s`` x (2^max_retries - 1) of waiting.
     """
     t_start, url = time.time(), ep.public_url
-    last = ""
+    secrets, last = connection_parts(ep.base_url).secrets, ""
     for attempt in range(max_retries + 1):
         malformed = False
         try:
@@ -169,11 +169,13 @@ def complete(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mappin
         except openai.APIStatusError as err:
             last = f"status {err.status_code}: {str(err.message)[:200]}"
             if err.status_code < 500 and err.status_code not in _RETRY_STATUS:
-                raise RequestRejected(f"{url} rejected the request for model {ep.model!r}: {last}") from None
+                raise RequestRejected(f"{url} rejected the request for model {ep.model!r}: "
+                                      f"{hide(last, secrets)}") from None
         except openai.APIConnectionError as err:  # also APITimeoutError
             last = f"{type(err).__name__}: {err}"
         except _Malformed as err:
             last, malformed = f"malformed reply: {err}", True
+        last = hide(last, secrets)  # a server may echo the credentials back
         if attempt == max_retries or _wait(backoff_s * 2 ** attempt, stop):
             n = f"{attempt + 1} attempt{'s' if attempt else ''}"
             if malformed:
