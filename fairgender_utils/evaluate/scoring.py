@@ -9,7 +9,10 @@ A :class:`Request` names a token sequence and the positions whose tokens are to 
 :meth:`Scorer.logprobs` is the fast path: every masked variant of every sentence becomes one row, rows
 are grouped by length into batches of at most ``batch_tokens`` tokens, the LM head runs only at the
 positions read, and identical prediction contexts are computed once (the same masked row, or the same
-causal prefix, as when StereoSet's three candidates share the words before the blank). For a causal LM,
+causal prefix, as when StereoSet's three candidates share the words before the blank). A BERT-layout
+masked LM runs through ``lm.encoder_reads`` (the last layer at the read positions only, the first
+layer's projections once per distinct token and position, oneDNN products), once a check on the model
+shows that it gives the model's own logits; other models run their body, then their head. For a causal LM,
 requests that share a prefix are packed into one row with a tree mask (see ``scoring_plan``), once a
 check on the model shows that it honours the mask.
 :meth:`Scorer.logprobs_plain` is the reference: one full forward pass per masked position (per request
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from fairgender_utils.evaluate.scoring_plan import Plan, prefix_groups
+from fairgender_utils.lm.encoder_reads import ReadEncoder, ReadHead
 from fairgender_utils.lm.heads import body_of, head_logits, lm_head
 from fairgender_utils.lm.loading import pad_id
 from fairgender_utils.progress import tqdm
@@ -53,7 +57,7 @@ class Scorer:
     """Token log-probabilities from a masked or a causal LM, batched (fast) or plain (reference)."""
 
     def __init__(self, model, tokenizer, family: str, batch_tokens: int = 4096, head_rows: int = 256,
-                 pack: bool = True):
+                 pack: bool = True, reads: bool = True):
         if family not in ("masked", "causal"):
             raise ValueError(f"family must be 'masked' or 'causal', not {family!r}")
         if family == "masked" and tokenizer.mask_token_id is None:
@@ -67,6 +71,9 @@ class Scorer:
         self._special = set(tokenizer.all_special_ids)
         self._head = lm_head(model)
         self._head_checked = False
+        self._reads = ReadEncoder.of(body_of(model)) if reads and family == "masked" else None
+        self._reads_head = ReadHead.of(model) if self._reads is not None else None
+        self._reads_checked = self._reads is None
         self._pack: bool | None = None if pack and family == "causal" else False  # None: not yet checked
 
     # ------------------------------------------------------------ text -> ids
@@ -92,7 +99,9 @@ class Scorer:
             self._pack = self._packing_works(requests)
         plan = Plan(requests, self.family, self.tokenizer.mask_token_id, pack=self._pack)
         values: dict[tuple[int, int], float] = {}
-        for batch in tqdm(plan.batches(self.batch_tokens), desc=desc, disable=desc is None, unit="batch"):
+        # the masked variants of a sentence all have its length: batches of one length need no padding
+        shape = (1.0, 0) if self.family == "masked" else ()
+        for batch in tqdm(plan.batches(self.batch_tokens, *shape), desc=desc, disable=desc is None, unit="batch"):
             self._run_batch(plan, batch, values)
         return [np.array([values[key] for key in keys], dtype=np.float64) for keys in plan.request_keys]
 
@@ -101,22 +110,35 @@ class Scorer:
 
     def _run_batch(self, plan: Plan, batch: list[int], values: dict[tuple[int, int], float]) -> None:
         inputs = self._inputs(plan, batch)
-        if self._head is not None and not self._head_checked:
-            self._check_head({k: v[:1] for k, v in inputs.items()})
-        if self._head is None:  # no separable head: full logits, then read
-            logits, hidden = self.model(**inputs).logits, None
-        else:
-            hidden = body_of(self.model)(**inputs).last_hidden_state
         slots = [(b, s) for b, r in enumerate(batch) for s in plan.row_slots[r]]
-        for start in range(0, len(slots), self.head_rows):
-            chunk = slots[start:start + self.head_rows]
-            rows = torch.tensor([b for b, _ in chunk], device=self.device)
-            cols = torch.tensor([plan.slot_read[s] for _, s in chunk], device=self.device)
-            lg = logits[rows, cols] if hidden is None else self._apply_head(hidden[rows, cols])
-            pairs = [(i, tok) for i, (_, s) in enumerate(chunk) for tok in plan.slot_tokens[s]]
-            got = _log_softmax_at(lg, [i for i, _ in pairs], [t for _, t in pairs]).tolist()
-            for (i, tok), v in zip(pairs, got, strict=True):
-                values[(chunk[i][1], tok)] = v
+        rows = torch.tensor([b for b, _ in slots], device=self.device)
+        cols = torch.tensor([plan.slot_read[s] for _, s in slots], device=self.device)
+        if not self._reads_checked:
+            self._check_reads(inputs, rows, cols)
+        if self._head is not None and not self._head_checked and self._reads is None:
+            self._check_head({k: v[:1] for k, v in inputs.items()})
+        if self._reads is not None:  # hidden states at the read positions only
+            at, logits_of = self._reads(inputs["input_ids"], inputs["attention_mask"], rows, cols), self._read_logits
+        elif self._head is None:  # no separable head: full logits, then read
+            at, logits_of = self.model(**inputs).logits[rows, cols], None
+        else:
+            at, logits_of = body_of(self.model)(**inputs).last_hidden_state[rows, cols], self._apply_head
+        # every requested (slot, token) of the batch: its row in ``at`` and its token, gathered per chunk
+        n_tok = [len(plan.slot_tokens[s]) for _, s in slots]
+        where = np.repeat(np.arange(len(slots)), n_tok)
+        tokens = [t for _, s in slots for t in plan.slot_tokens[s]]
+        bounds = np.searchsorted(where, np.arange(0, len(slots) + self.head_rows, self.head_rows))
+        got = []
+        for start, (lo, hi) in zip(range(0, len(slots), self.head_rows), zip(bounds[:-1], bounds[1:])):
+            chunk = at[start:start + self.head_rows]
+            lg = chunk if logits_of is None else logits_of(chunk)
+            got.append(_log_softmax_at(lg, where[lo:hi] - start, tokens[lo:hi]))
+        got = np.concatenate(got).tolist() if got else []
+        for i, tok, v in zip(where.tolist(), tokens, got, strict=True):
+            values[(slots[i][1], tok)] = v
+
+    def _read_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self._reads_head(hidden) if self._reads_head is not None else self._apply_head(hidden)
 
     def _packing_works(self, requests: Sequence[Request]) -> bool:
         """Whether this model honours the tree mask: packed hidden states equal the separate ones."""
@@ -138,6 +160,19 @@ class Scorer:
 
     def _apply_head(self, hidden: torch.Tensor) -> torch.Tensor:
         return head_logits(self.model, self._head, hidden)
+
+    def _check_reads(self, inputs: dict[str, torch.Tensor], rows: torch.Tensor, cols: torch.Tensor) -> None:
+        """Use ``encoder_reads`` only where it reproduces the model's own logits at the positions read."""
+        keep = rows < 2  # the first two rows of the batch
+        sub = {k: v[:2] for k, v in inputs.items()}
+        full = self.model(**sub).logits[rows[keep], cols[keep]]
+        if self._head is None and self._reads_head is None:
+            self._reads = None
+        else:
+            got = self._read_logits(self._reads(sub["input_ids"], sub["attention_mask"], rows[keep], cols[keep]))
+            if full.shape != got.shape or not torch.allclose(full, got, atol=1e-4, rtol=1e-4):
+                self._reads, self._reads_head = None, None
+        self._reads_checked = True
 
     def _check_head(self, inputs: dict[str, torch.Tensor]) -> None:
         """Use the body + head split only where it reproduces the model's own logits."""

@@ -125,15 +125,16 @@ class Plan:
                     keys.append(self._slot(context, row, read, req.ids[p]))
                 self.request_keys.append(keys)
 
-    def batches(self, batch_tokens: int, max_stretch: float = 1.25) -> list[list[int]]:
+    def batches(self, batch_tokens: int, max_stretch: float = 1.25, slack: int = 4) -> list[list[int]]:
         """Rows that own a slot, sorted by length, in batches of at most ``batch_tokens`` padded tokens whose
-        longest row is at most ``max_stretch`` times (+ 4 tokens) the shortest (little padding)."""
+        longest row is at most ``max_stretch`` times (+ ``slack`` tokens) the shortest (little padding;
+        ``max_stretch=1, slack=0``: rows of one length, no padding at all)."""
         length = [len(r.ids) for r in self.rows]
         order = sorted((r for r in range(len(self.rows)) if self.row_slots[r]), key=lambda r: length[r])
         out: list[list[int]] = []
         for r in order:
             n = length[r]
-            if out and (len(out[-1]) + 1) * n <= batch_tokens and n <= max_stretch * length[out[-1][0]] + 4:
+            if out and (len(out[-1]) + 1) * n <= batch_tokens and n <= max_stretch * length[out[-1][0]] + slack:
                 out[-1].append(r)
             else:
                 out.append([r])
