@@ -117,7 +117,7 @@ def _one_line(err: ValidationError, source: str) -> str:
     elif not first["loc"]:  # a cross-field rule: its message starts with the key it is about
         rule = re.match(r"(?:Value error, )?([A-Za-z_][\w.]*): (.*)", msg, re.S)
         key, msg = (rule.group(1), rule.group(2)) if rule else (key, msg.removeprefix("Value error, "))
-    elif "input" in first:
+    elif "input" in first and first["type"] != "value_error":  # a rule's own message names what is wrong
         msg = f"{msg} (got {first['input']!r})"
     more = f" (+{count - 1} more)" if count > 1 else ""
     return f"{source}: key '{key}': {msg}{more}" if key != "<root>" else f"{source}: {msg}{more}"

@@ -9,6 +9,7 @@ line naming the file and the key) and followed by nbconvert to HTML (JupyterLab 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,10 +28,15 @@ def run(notebook: str, params: str, out_dir: str, overrides: dict[str, object]) 
 
     values = {**read_params(params), **overrides}
     load(params, overrides)  # the same check as `python -m fairgender_utils.config`, before any work
+    # transformers and accelerate import tqdm.auto, which warns in a kernel without ipywidgets: the bars
+    # are plain text here, and the warning is noise in every rendered notebook
+    warn = "ignore:IProgress not found"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), warn]))
     out = repo_path(out_dir) / Path(notebook).name
     out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(repo_path(notebook)), str(out), parameters=values, kernel_name=KERNEL,
-                               cwd=str(REPO_ROOT), progress_bar=True)
+    here = Path.cwd()  # papermill records these paths in the notebook: relative, not the machine's own
+    papermill.execute_notebook(os.path.relpath(repo_path(notebook), here), os.path.relpath(out, here),
+                               parameters=values, kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=True)
     render_html(out)
     return out
 

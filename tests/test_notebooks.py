@@ -147,3 +147,14 @@ def test_committed_html_needs_no_network() -> None:
         html = page.read_text(encoding="utf-8")
         assert not NETWORK_SCRIPT.search(html), f"{page}: fetches a script"
         assert not re.search(r"<img[^>]+src=\"(?!data:)", html), f"{page}: an image that is not inline"
+
+
+def test_committed_results_hold_no_machine_path_or_tool_warning() -> None:
+    """Rendered notebooks and result files say nothing about the machine that ran them."""
+    leaks = (str(REPO_ROOT), "PosixPath(", "IProgress not found", "/root/", "/home/")
+    found = []
+    for path in sorted((REPO_ROOT / "results").rglob("*")):
+        if path.is_file() and path.suffix in {".html", ".ipynb", ".json", ".csv", ".jsonl"}:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found += [f"{path.relative_to(REPO_ROOT)}: {leak}" for leak in leaks if leak in text]
+    assert not found, found[:10]
