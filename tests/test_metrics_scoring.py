@@ -33,14 +33,31 @@ def test_batched_equals_plain(tiny, kind):
     for a, b in zip(fast, plain, strict=True):
         assert np.abs(a - b).max() <= 1e-5
     assert scorer._head is not None  # the body + head split reproduced the model's logits
+    assert (scorer._reads is not None) == (kind == "bert")  # encoder_reads took over, after its check
     assert all(np.all(a < 0) for a in fast)
+
+
+def test_read_encoder_equals_body_with_padding(tiny):
+    """Padded rows, several reads in a row, rows read out of order: the body's hidden states there."""
+    import torch
+
+    from fairgender_utils.lm.encoder_reads import ReadEncoder, ReadHead
+    from fairgender_utils.lm.heads import body_of
+    model, tok, _ = tiny["bert"]
+    enc = tok(["The nurse said that she was tired.", "Hi there."], padding=True, return_tensors="pt")
+    rows, cols = torch.tensor([1, 0, 0, 1]), torch.tensor([2, 5, 1, 0])
+    with torch.inference_mode():
+        want = body_of(model)(**enc).last_hidden_state[rows, cols]
+        got = ReadEncoder.of(body_of(model))(enc["input_ids"], enc["attention_mask"], rows, cols)
+        assert torch.allclose(want, got, atol=1e-5)
+        assert torch.allclose(model(**enc).logits[rows, cols], ReadHead.of(model)(got), atol=1e-4)
 
 
 def test_without_separable_head_same_numbers(tiny):
     model, tok, family = tiny["bert"]
     fast = Scorer(model, tok, family)
     full = Scorer(model, tok, family)
-    full._head = None  # forces full logits
+    full._head, full._reads = None, None  # forces full logits
     reqs = _requests(fast)
     for a, b in zip(fast.logprobs(reqs), full.logprobs(reqs), strict=True):
         assert np.abs(a - b).max() <= 1e-5

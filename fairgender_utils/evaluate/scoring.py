@@ -113,7 +113,7 @@ class Scorer:
         slots = [(b, s) for b, r in enumerate(batch) for s in plan.row_slots[r]]
         rows = torch.tensor([b for b, _ in slots], device=self.device)
         cols = torch.tensor([plan.slot_read[s] for _, s in slots], device=self.device)
-        if not self._reads_checked:
+        if self._reads is not None and not self._reads_checked:
             self._check_reads(inputs, rows, cols)
         if self._head is not None and not self._head_checked and self._reads is None:
             self._check_head({k: v[:1] for k, v in inputs.items()})
