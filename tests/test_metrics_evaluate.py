@@ -25,7 +25,8 @@ matplotlib.use("Agg")
 @pytest.mark.parametrize(("change", "message"), [
     ({"glue_tasks": ["mnli"]}, r"glue_tasks.0.*'sst2', 'cola'"),
     ({"model": "models/trained/nonexistent"}, "folder not found"),
-    ({"profile": "fast"}, "profile"),
+    ({"profile": "fast", "full_profile_models": []}, "profile"),
+    ({"full_profile_models": "base"}, "full_profile_models"),
     ({"ppl_dev_share": 1.0}, "ppl_dev_share"),
     ({"n_boot": 10}, "n_boot"),
     ({"colour": 1}, "unknown key"),
@@ -41,7 +42,8 @@ def run(tiny_model_dirs, data_dir, tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluate")
     base = out / "base"
     cfg = stage_config("evaluate", model=str(tiny_model_dirs["bert"]), data_dir=str(data_dir), out_dir=str(base),
-                       profile="quick", ppl_part="test", ppl_n=40, ppl_dev_share=0.5, ppl_split_seed=0,
+                       profile="quick", full_profile_models=[], ppl_part="test", ppl_n=40, ppl_dev_share=0.5,
+                       ppl_split_seed=0,
                        seat_tests=["sent-weat7b"],
                        n_boot=100, seat_n_samples=2000, glue_tasks=["wnli"], glue_train_n=30, glue_dev_n=20,
                        metrics_path=str(base / "metrics.json"), config_path=str(base / "config.json"))
@@ -107,3 +109,9 @@ def test_compare_to_base_on_written_items(run):
                                       "stereoset/gender/ICAT", "seat/mean |d|", "seat/sent-weat7b", "perplexity"]
     assert set(df["direction"]) == {"same"}
     assert (df["p"] == 1.0).all() and (df["n_base_only"].fillna(0) == 0).all()
+
+
+def test_models_named_for_the_full_profile_get_it():
+    assert stage_config("evaluate", variant="base", profile="quick", full_profile_models=["base"]).profile == "full"
+    assert stage_config("evaluate", variant="no_knn", profile="quick", full_profile_models=["base"]).profile == "quick"
+    assert stage_config("evaluate", variant="no_knn", profile="full", full_profile_models=[]).profile == "full"

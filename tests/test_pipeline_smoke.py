@@ -60,7 +60,7 @@ def pipeline(tmp_path_factory, tiny_model_dirs) -> Path:
     _edit(root, "causal", reference_size=60, k_ref=5, batch_size=16)
     _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1)
     _edit(root, "evaluate", seat_n_samples=1000, seat_exact_max=1000, n_boot=100, glue_tasks=["sst2", "stsb"],
-          glue_train_n=40, glue_dev_n=40, profile="quick", ppl_n=40)
+          glue_train_n=40, glue_dev_n=40, profile="quick", full_profile_models=["base"], ppl_n=40)
     _edit(root, "report", n_perm=200, n_boot=200)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "FAIRGENDER_DATA_MIRROR": str(default_mirror()), "HF_HUB_OFFLINE": "1"}

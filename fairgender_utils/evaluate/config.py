@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fairgender_utils.config import InputPath, ModelPath, StageConfig
 from fairgender_utils.loaders import GlueTask
@@ -29,6 +29,7 @@ class EvaluateConfig(StageConfig):
     seat_n_samples: int = Field(ge=1000)
     seat_exact_max: int = Field(ge=1)
     profile: Literal["quick", "full"]  # quick: gender subsets, SEAT, perplexity; full: + all domains, GLUE
+    full_profile_models: list[str]  # variants evaluated with the full profile
     ppl_part: Literal["dev", "test"]  # held-out questions scored: dev (tuning) or test (evaluation)
     ppl_n: int = Field(ge=0)  # 0: all of the part
     ppl_dev_share: float = Field(gt=0, lt=1)
@@ -47,3 +48,10 @@ class EvaluateConfig(StageConfig):
     metrics_path: str
     config_path: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _full_profile_for(cls, values: Any) -> Any:
+        """A model named in ``full_profile_models`` gets the full profile (the resolved config records it)."""
+        if isinstance(values, dict) and values.get("variant") in (values.get("full_profile_models") or []):
+            values = {**values, "profile": "full"}
+        return values
