@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fairgender_utils.io import numbered_jsonl, write_json, write_jsonl
-from fairgender_utils.paths import repo_path
+from fairgender_utils.paths import REPO_ROOT, repo_path
 from fairgender_utils.train.config import TrainConfig, TrainingError
 
 if TYPE_CHECKING:
@@ -108,6 +109,11 @@ def checkpoint_problem(path: Path) -> str | None:
     return None
 
 
+def shown(path: Path) -> str:
+    """A path as messages and metrics show it: relative to the repository, never the machine's own."""
+    return os.path.relpath(path, REPO_ROOT)
+
+
 def find_checkpoint(cfg: TrainConfig, run: dict) -> Path | None:
     """The newest intact checkpoint of this run (fingerprint ``run``); None when there is none or it
     belongs to another run. An unusable newest checkpoint is an error unless ``fresh_if_unusable``."""
@@ -119,17 +125,17 @@ def find_checkpoint(cfg: TrainConfig, run: dict) -> Path | None:
             old = manifest.get("run")  # type: ignore[union-attr]
             if old != run:
                 changed = _differences(old, run) if old else ["no fingerprint recorded"]
-                warnings.warn(f"checkpoint {path} belongs to another run ({'; '.join(changed)}); "
+                warnings.warn(f"checkpoint {shown(path)} belongs to another run ({'; '.join(changed)}); "
                               f"starting afresh", stacklevel=2)
                 return None
             if any(isinstance(e, int) for e in manifest["files"].values()):  # type: ignore[index]
-                warnings.warn(f"checkpoint {path} records sizes only (an older version saved it): its "
+                warnings.warn(f"checkpoint {shown(path)} records sizes only (an older version saved it): its "
                               f"contents cannot be verified", stacklevel=2)
             return path
         if not cfg.fresh_if_unusable:
-            raise TrainingError(f"checkpoint {path} is unusable: {problem}. Delete it to resume from an "
+            raise TrainingError(f"checkpoint {shown(path)} is unusable: {problem}. Delete it to resume from an "
                                 f"older one, or set fresh_if_unusable: true to start afresh")
-        warnings.warn(f"checkpoint {path} is unusable ({problem}); starting afresh as asked", stacklevel=2)
+        warnings.warn(f"checkpoint {shown(path)} is unusable ({problem}); starting afresh as asked", stacklevel=2)
         return None
     return None
 
@@ -160,14 +166,14 @@ def start_or_resume(accelerator: Accelerator, cfg: TrainConfig, total: int,
     if ckpt is not None:
         accelerator.load_state(str(ckpt))
         step = json.loads((ckpt / "complete.json").read_text())["step"]
-        accelerator.print(f"resumed from {ckpt} (step {step} of {total})")
+        accelerator.print(f"resumed from {shown(ckpt)} (step {step} of {total})")
     accelerator.wait_for_everyone()  # every process has decided and loaded before anything is deleted
     if accelerator.is_main_process:
         if ckpt is None and ckpt_dir.exists():
             shutil.rmtree(ckpt_dir)  # a fresh start: stale checkpoints must not be resumed later
         write_jsonl(log_path, _log_until(log_path, step))
     accelerator.wait_for_everyone()
-    return step, (str(ckpt) if ckpt is not None else None), log_path
+    return step, (shown(ckpt) if ckpt is not None else None), log_path
 
 
 def _log_until(log_path: Path, step: int) -> list[dict]:
