@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from math import gcd
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -29,6 +30,7 @@ from fairgender_utils.generate import counterfactual as cf
 from fairgender_utils.generate.config import GenerateConfig
 from fairgender_utils.generate.llm_client import Endpoint, Journal, complete, make_client
 from fairgender_utils.io import short_hash
+from fairgender_utils.paths import REPO_ROOT
 from fairgender_utils.loaders import GenderWords
 
 
@@ -183,7 +185,10 @@ def generate(ep: Endpoint, cfg: GenerateConfig, swap: cf.SwapList, cells: Sequen
     from fairgender_utils.progress import tqdm
 
     client = make_client(ep.base_url, cfg.read_timeout_s, cfg.api_key_env, cfg.connect_timeout_s)
-    meta = {"generator": ep.key, "model": ep.model, "api": ep.api, "base_url": ep.public_url,
+    served = Path(ep.model)  # a local server is asked for its absolute folder: the journal keeps it relative
+    inside = served.is_absolute() and served.is_relative_to(REPO_ROOT)
+    model = os.path.relpath(served, REPO_ROOT) if inside else ep.model
+    meta = {"generator": ep.key, "model": model, "api": ep.api, "base_url": ep.public_url,
             "settings": settings_hash(cfg, ep.key),
             "phase": phase, "run_id": uuid.uuid4().hex[:12], "concurrency": concurrency}
     stop, t0, new = threading.Event(), time.perf_counter(), 0
