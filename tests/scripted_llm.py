@@ -64,8 +64,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._send({"error": "not found"}, 404)
 
 
-def start() -> tuple[ThreadingHTTPServer, str]:
-    """Start on a free loopback port; return the server and its ``/v1`` base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def serve(handler) -> tuple[ThreadingHTTPServer, str]:
+    """Serve ``handler`` on a free loopback port; return the server and its ``/v1`` base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def start() -> tuple[ThreadingHTTPServer, str]:
+    """The scripted LLM above on a free loopback port."""
+    return serve(_Handler)
+
+
+class Loopback:
+    """Base of the tests' fake endpoints: ``_serve(Handler)`` sets ``server`` and ``url``; the ``with``
+    block shuts the server down."""
+
+    def _serve(self, handler) -> None:
+        self.server, self.url = serve(handler)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

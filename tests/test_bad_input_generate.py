@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -24,6 +24,7 @@ from fairgender_utils.generate.llm_client import (Endpoint, EndpointUnreachable,
                                          RequestRejected, complete, make_client)
 from fairgender_utils.loaders import GenderWords
 from fairgender_utils.paths import REPO_ROOT
+from tests.scripted_llm import Loopback
 
 WORDS = GenderWords(pairs=(("father", "mother"), ("he", "she"), ("king", "queen")),
                     targets=("doctor", "nurse"),
@@ -48,7 +49,7 @@ def good(body: dict, chat: bool) -> bytes:
                        "usage": {"prompt_tokens": 5, "completion_tokens": 7}}).encode()
 
 
-class Scripted:
+class Scripted(Loopback):
     """Loopback endpoint: replies from ``script`` (status, content type, body) first, then good answers."""
 
     def __init__(self, script=()):
@@ -72,16 +73,7 @@ class Scripted:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 def config(**overrides) -> gen.GenerateConfig:

@@ -11,7 +11,7 @@ import re
 import threading
 import warnings
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -32,6 +32,7 @@ from fairgender_utils.generate.llm_client import (
 )
 from fairgender_utils.loaders import GenderWords
 from fairgender_utils.paths import REPO_ROOT
+from tests.scripted_llm import Loopback
 
 WORDS = GenderWords(
     pairs=(("father", "mother"), ("he", "she"), ("king", "queen"), ("son", "daughter")),
@@ -73,7 +74,7 @@ def good_answer(prompt: str) -> str:
     return f" {a}\n"
 
 
-class FakeLLM:
+class FakeLLM(Loopback):
     """OpenAI-format endpoint: ``statuses`` first, then ``answer(prompt)``; 500s after ``fail_after``."""
 
     def __init__(self, answer=good_answer, statuses=(), fail_after=None, raw_body=None):
@@ -133,16 +134,7 @@ class FakeLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 def endpoint(url: str, api: str = "completions") -> Endpoint:
