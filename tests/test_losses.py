@@ -131,3 +131,16 @@ def test_batched_j_equals_pair_j() -> None:
     assert got.tolist() == pytest.approx([want0.item(), want1.item()], rel=1e-5)
     half = batched_j(lm, lf, *args, context_weight=0.5)
     assert half[0].item() == pytest.approx((jsd(lm[[0]], lf[[0]])[0] + 0.5 * jsd(lm[[1]], lf[[1]])[0]).item())
+
+
+def test_two_way_jsd_is_bounded_symmetric_and_matches_a_hand_computation():
+    import math
+
+    from fairgender_utils.lm.losses import two_way_jsd
+
+    s = 1 / (1 + math.exp(-1.0))  # σ(1)
+    hand = s * math.log(2 * s) + (1 - s) * math.log(2 * (1 - s))  # JSD((s, 1-s), (1-s, s)), mixture (½, ½)
+    out = two_way_jsd(torch.tensor([0.0, 1.0, -1.0, 40.0, -40.0]))
+    assert out[0].item() == 0.0
+    assert out[1].item() == pytest.approx(hand, rel=1e-6) and out[2].item() == pytest.approx(hand, rel=1e-6)
+    assert out[3].item() == pytest.approx(math.log(2), rel=1e-6) and out[4].item() <= math.log(2) + 1e-7

@@ -45,6 +45,15 @@ def jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     return _JSD.apply(logp.float(), logq.float()).clamp_min(0.0)
 
 
+def two_way_jsd(omega: torch.Tensor) -> torch.Tensor:
+    """The bounded effect of an ``attribute_logodds`` pair (METHOD.md §4-§5): with q = (σ(ω), σ(-ω)) the
+    model's distribution over {m_j, f_j} renormalised (ω = log p(m_j) - log p(f_j)), the JSD between q and
+    the same distribution with the genders swapped. 0 at ω = 0, rising to ln 2 as |ω| grows; elementwise."""
+    omega = omega.float()
+    logq = torch.stack([torch.nn.functional.logsigmoid(omega), torch.nn.functional.logsigmoid(-omega)], -1)
+    return jsd(logq, logq.flip(-1))
+
+
 def word_logprob(lp: Lookup, ids: Sequence[int], span: tuple[int, int]) -> torch.Tensor:
     """log p(word) = sum of the log-probabilities of its subtokens ``ids[span]`` (chain rule)."""
     ks = list(range(*span))
