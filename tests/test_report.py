@@ -1,9 +1,11 @@
-"""Report stage: the primary endpoint by hand (5 pairs, 2 seeds), benchmarks grouped by variant with
-Holm-corrected marks, flattening of the dev curve, the computed statement, the input-key mapping, the
-rendered parameters cell, and the notebook run end to end on a synthetic results tree with seeds."""
+"""Report stage: the primary endpoint by hand (5 pairs, 2 seeds; 3 target words as the unit of its test and
+CI), benchmarks grouped by variant with Holm-corrected marks, flattening of the dev curve, the computed
+statement, the input-key mapping, the rendered parameters cell, and the notebook run end to end on a
+synthetic results tree with seeds."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -100,12 +102,12 @@ RUNS = {"base": (BASE_J, BASE_DELTA),
         "cda-s0": ([0.05, 0.10, 0.15, 0.20, 0.25], [0.8, -1.6, 2.4, -3.2, 4.0])}  # J x 0.5, δ x 0.8 of base
 
 
-def _primary_tree(root: Path, runs: dict = RUNS) -> pd.DataFrame:
+def _primary_tree(root: Path, runs: dict = RUNS, targets: list[str] | str = "nurse") -> pd.DataFrame:
     for run, (j, delta) in runs.items():
         (root / run / "items").mkdir(parents=True)
         (root / run / "tables").mkdir(parents=True)
         (root / run / "tables" / "summary.csv").write_text("benchmark,subset,metric,value,ci_low,ci_high\n")
-        pd.DataFrame({"id": [f"p{i}" for i in range(len(j))], "target": "nurse", "J": j, "delta": delta}).to_csv(
+        pd.DataFrame({"id": [f"p{i}" for i in range(len(j))], "target": targets, "J": j, "delta": delta}).to_csv(
             root / run / "items" / "primary.csv", index=False)
     return inputs.load_primary(str(root), inputs.find_runs(str(root), "base"))
 
@@ -113,7 +115,7 @@ def _primary_tree(root: Path, runs: dict = RUNS) -> pd.DataFrame:
 def test_primary_endpoint_by_hand(tmp_path: Path) -> None:
     long = _primary_tree(tmp_path)
     t = primary.primary_table(long, ["base", "fairgender", "cda"], "base", "fairgender", ["cda", "autodebias"],
-                              "wilcoxon", 200, 0, 0.05).set_index(["endpoint", "a", "b"])
+                              "wilcoxon", "pair", 200, 0, 0.05).set_index(["endpoint", "a", "b"])
     assert len(t) == 6  # (fairgender, cda) vs base, fairgender vs cda; autodebias absent; x 2 endpoints
     r = t.loc[("mean J", "fairgender", "base")]
     # per pair, seeds averaged: .09 .18 .25 .32 .53 (mean .274) against .1 .2 .3 .4 .5 (mean .3)
@@ -137,7 +139,7 @@ def test_primary_endpoint_by_hand(tmp_path: Path) -> None:
     assert t.loc[("mean |δ|", "fairgender", "cda"), "change_pct"] == pytest.approx(100 * (1.5 / 2.4 - 1))
     # Holm over the family of six: p = .3125 and five of .0625 -> every adjusted p is max(6 x .0625, ...) = .375
     assert t["p_holm"].to_numpy() == pytest.approx([0.375] * 6) and not t["significant"].any()
-    m = primary.by_model(long, ["base", "fairgender", "cda"], 200, 0).set_index(["endpoint", "variant"])
+    m = primary.by_model(long, ["base", "fairgender", "cda"], "pair", 200, 0).set_index(["endpoint", "variant"])
     assert m.loc[("mean J", "fairgender"), "mean"] == pytest.approx(0.274)
     assert m.loc[("mean J", "fairgender"), "sd_seeds"] == pytest.approx(0.028 / np.sqrt(2))
 
@@ -146,14 +148,81 @@ def test_primary_bootstrap_test_and_unpaired_pairs(tmp_path: Path) -> None:
     runs = {**RUNS, "cda-s0": (RUNS["cda-s0"][0][:4] + [np.nan], RUNS["cda-s0"][1])}  # cda did not score pair 5
     long = _primary_tree(tmp_path, runs)
     t = primary.primary_table(long, ["base", "fairgender", "cda"], "base", "fairgender", ["cda"], "bootstrap",
-                              500, 0, 0.05).set_index(["endpoint", "a", "b"])
+                              "pair", 500, 0, 0.05).set_index(["endpoint", "a", "b"])
     c = t.loc[("mean J", "cda", "base")]
     # four pairs, all halved: every replicate of the mean difference is < 0, so p = 2 (1 + 0) / (1 + 500)
     assert (c["n_pairs"], c["n_unpaired"], c["p"]) == (4, 1, pytest.approx(2 / 501))
     assert c["mean_b"] == pytest.approx(0.25) and c["test"] == "bootstrap"
     assert t.loc[("mean |δ|", "cda", "base"), "n_pairs"] == 5  # δ of pair 5 is there
+    cda, base, targets = primary.seed_matrix(long, "cda", "J"), primary.seed_matrix(long, "base", "J"), \
+        primary.pair_targets(long)
     with pytest.raises(ValueError, match="neither 'wilcoxon' nor 'bootstrap'"):
-        primary.compare(primary.seed_matrix(long, "cda", "J"), primary.seed_matrix(long, "base", "J"), "t", 10, 0)
+        primary.compare(cda, base, targets, "t", "pair", 10, 0)
+    with pytest.raises(ValueError, match="primary_unit: 'word' is neither 'target' nor 'pair'"):
+        primary.compare(cda, base, targets, "wilcoxon", "word", 10, 0)
+
+
+# --- the unit of the primary test and CI: 3 target words x 2 pairs, fairgender with 2 seeds, base with one -----
+
+WORDS = ["nurse", "nurse", "doctor", "doctor", "pilot", "pilot"]
+UNIT_BASE = [0.20, 0.40, 0.10, 0.30, 0.50, 0.60]
+UNIT_MEAN = [0.13, 0.29, 0.22, 0.31, 0.35, 0.55]  # fairgender's seed means
+UNIT_RUNS = {"base": (UNIT_BASE, [1.0] * 6), "fairgender-s0": ([x - 0.02 for x in UNIT_MEAN], [1.0] * 6),
+             "fairgender-s1": ([x + 0.02 for x in UNIT_MEAN], [1.0] * 6)}
+
+
+def test_primary_unit_is_the_target_word(tmp_path: Path) -> None:
+    long = _primary_tree(tmp_path, UNIT_RUNS, WORDS)
+
+    def row(test: str, unit: str) -> pd.Series:
+        t = primary.primary_table(long, ["base", "fairgender"], "base", "fairgender", [], test, unit, 2000, 0, 0.05)
+        return t.set_index(["endpoint", "a", "b"]).loc[("mean J", "fairgender", "base")]
+
+    t, p = row("wilcoxon", "target"), row("wilcoxon", "pair")
+    # pair differences -.07 -.11 | +.12 +.01 | -.15 -.05; per word -.09, +.065, -.10: ranks 2 1 3, W+ = 1 (doctor),
+    # the statistic min(W+, W-) = 1; exact two-sided p = 2 P(W+ <= 1) = 2 x 2/8 (W+ = 0 or 1 of the 8 sign patterns)
+    assert (t["statistic"], t["p"]) == (pytest.approx(1.0), pytest.approx(0.5))
+    assert (t["unit"], t["n_units"], t["n_targets"], t["n_pairs"]) == ("target", 3, 3, 6)
+    # over the six pairs: |d| ranks 3 4 5 1 6 2, W+ = 5 + 1 = 6; 14 of the 64 subsets of 1..6 sum to <= 6: p = 28/64
+    assert (p["statistic"], p["p"]) == (pytest.approx(6.0), pytest.approx(0.4375))
+    assert (p["unit"], p["n_units"], p["n_targets"]) == ("pair", 6, 3)
+    # the estimate itself is of the pair means whatever the unit: 1.85 / 2.1
+    assert t["change_pct"] == p["change_pct"] == pytest.approx(100 * (1.85 / 2.1 - 1))
+    # brute force: the 27 equally likely draws of 3 words, each bringing its 2 pairs; the exact 2.5% and 97.5%
+    # quantiles of their % changes are a word drawn thrice (1/27 each > 2.5%): nurse .42/.6, doctor .53/.4
+    sums = {w: (sum(a for a, x in zip(UNIT_MEAN, WORDS) if x == w), sum(b for b, x in zip(UNIT_BASE, WORDS) if x == w))
+            for w in ("nurse", "doctor", "pilot")}
+    draws = [100 * (sum(sums[w][0] for w in d) / sum(sums[w][1] for w in d) - 1)
+             for d in itertools.product(sums, repeat=3)]
+    lo, hi = (np.quantile(draws, q, method="inverted_cdf") for q in (0.025, 0.975))
+    assert (lo, hi) == (pytest.approx(-30.0), pytest.approx(32.5))
+    assert (t["ci_low"], t["ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert p["ci_low"] != pytest.approx(lo)  # single pairs resampled: another interval
+    # every cluster replicate is one of the 10 multisets of words; a pair replicate splits a word's two pairs
+    ids = pd.Index([f"p{i}" for i in range(6)])
+    exact = {round(x, 9) for x in draws}
+    for unit, inside in (("target", True), ("pair", False)):
+        ma, mb = primary.resampled_means(primary.unit_codes(ids, primary.pair_targets(long), unit),
+                                         [np.array(UNIT_MEAN), np.array(UNIT_BASE)], 500, 1)
+        assert ({round(x, 9) for x in 100 * (ma / mb - 1)} <= exact) is inside
+    with pytest.raises(ValueError, match="pair id 'p3' has no target word"):
+        primary.unit_codes(ids, primary.pair_targets(long).where(lambda t: t.index != "p3"), "target")
+    # the bootstrap test on words: the mean difference is >= 0 in the draws DDD, DDN x 3, DDP x 3 (word sums of
+    # the differences -.18, +.13, -.20), so p -> 2 x 7/27
+    assert row("bootstrap", "target")["p"] == pytest.approx(14 / 27, abs=0.05)
+    # each model on its own: per-word means .21 .265 .45 (fairgender) and .3 .2 .55 (base): CI = the extreme words
+    m = primary.by_model(long, ["base", "fairgender"], "target", 2000, 0).set_index(["endpoint", "variant"])
+    assert tuple(m.loc[("mean J", "fairgender"), ["ci_low", "ci_high"]]) == (pytest.approx(0.21), pytest.approx(0.45))
+    assert tuple(m.loc[("mean J", "base"), ["ci_low", "ci_high"]]) == (pytest.approx(0.2), pytest.approx(0.55))
+    # the table and the statement name the unit
+    table = primary.primary_table(long, ["base", "fairgender"], "base", "fairgender", [], "wilcoxon", "target", 2000,
+                                  0, 0.05)
+    assert list(primary.display(table)["unit (test, CI)"]) == ["3 target words"] * 2
+    text = statement.statement(stage_config("report"), table, pd.DataFrame(
+        columns=["variant", "benchmark", "subset", "metric", "value"]), pd.DataFrame(), statement.flattening(
+        _curves(), 0.25, 0.02))
+    assert "Holm p = 1; the unit is the target word (3 target words))" in text  # the headline
+    assert "6 test pairs of 3 target words, 2 / 1 seeds; in the test and the CI the unit is the target word" in text
 
 
 def test_primary_inputs_are_checked(tmp_path: Path) -> None:
@@ -173,6 +242,11 @@ def test_primary_inputs_are_checked(tmp_path: Path) -> None:
         inputs.load_primary(str(tmp_path), runs)
     path.write_text("id,target,J,delta\np0,nurse,0.1,1\np0,nurse,0.2,1\n")
     with pytest.raises(ValueError, match="pair id 'p0' appears twice"):
+        inputs.load_primary(str(tmp_path), runs)
+    (tmp_path / "cda-s0" / "metrics.json").unlink()
+    path.write_text("id,target,J,delta\np0,doctor,0.1,1\n")
+    with pytest.raises(ValueError, match=r"pair id 'p0' has target 'nurse' in base/items/primary.csv but 'doctor' "
+                                         r"in cda-s0/items/primary.csv"):
         inputs.load_primary(str(tmp_path), runs)
     path.unlink()
     with pytest.raises(FileNotFoundError, match="cda-s0/items/primary.csv: missing; run the evaluate stage"):
@@ -250,7 +324,7 @@ def test_ablation_table_reads_training_facts(tmp_path: Path) -> None:
                        n_boot=100)
     runs, names = report.runs(cfg), report.variants(cfg)
     long = inputs.load_primary(cfg.evaluate_dir, runs)
-    prim = primary.primary_table(long, names, "base", "fairgender", ["cda"], "wilcoxon", 100, 0, 0.05)
+    prim = primary.primary_table(long, names, "base", "fairgender", ["cda"], "wilcoxon", "target", 100, 0, 0.05)
     bench = report.by_variant(report.load_summary(cfg))
     (tmp_path / "train" / "no_knn-s0" / "metrics.json").write_text(json.dumps({"pairs": 12, "steps": 9}))
     (tmp_path / "train" / "fairgender-s1" / "metrics.json").write_text(json.dumps({"pairs": 49}))
@@ -272,13 +346,13 @@ def test_tradeoff_and_headline(tmp_path: Path) -> None:
                        n_perm=100)
     runs, names = report.runs(cfg), report.variants(cfg)
     long = inputs.load_primary(cfg.evaluate_dir, runs)
-    prim = primary.primary_table(long, names, "base", "fairgender", ["cda"], "wilcoxon", 100, 0, 0.05)
+    prim = primary.primary_table(long, names, "base", "fairgender", ["cda"], "wilcoxon", "target", 100, 0, 0.05)
     bench, sig = report.by_variant(report.load_summary(cfg)), report.significance(cfg)
     fig, data = figures.tradeoff(bench, report.glue_table(bench)["mean"])
     ss = bench[(bench["variant"] == "fairgender") & (bench["metric"] == "SS") & (bench["subset"] == "gender")]
     assert data.set_index("variant").loc["fairgender", "SS |SS-50|"] == pytest.approx(abs(ss["value"].iloc[0] - 50))
     flat = statement.flattening(inputs.load_curves(cfg.train_dir, runs, "base"), 0.25, 0.02)
-    head = statement.headline(bench, sig, primary.by_model(long, names, 100, 0), prim, flat, "base")
+    head = statement.headline(bench, sig, primary.by_model(long, names, "target", 100, 0), prim, flat, "base")
     assert head["fairgender"]["seeds"] == 2 and head["base"]["seeds"] == 1
     assert head["fairgender"]["CrowS-Pairs score"] == pytest.approx(ss.pipe(lambda _: bench[
         (bench["variant"] == "fairgender") & (bench["metric"] == "score") & (bench["subset"] == "gender")
@@ -315,7 +389,7 @@ def test_statement_says_a_null_and_a_negative_result(tmp_path: Path) -> None:
     cfg = stage_config("report")
     long = _primary_tree(tmp_path)
     prim = primary.primary_table(long, ["base", "fairgender", "cda"], "base", "fairgender", ["cda"], "wilcoxon",
-                                 200, 0, 0.05)
+                                 "pair", 200, 0, 0.05)
     flat = statement.flattening(_curves().replace({"fairgender": "x", "cda": "fairgender"}), 0.25, 0.02)
     text = statement.statement(cfg, prim, pd.DataFrame(columns=["variant", "benchmark", "subset", "metric", "value"]),
                                pd.DataFrame(), flat)
@@ -334,7 +408,8 @@ def test_statement_says_a_null_and_a_negative_result(tmp_path: Path) -> None:
     worse = {"base": ([0.1 + 0.01 * i for i in range(30)], [1.0] * 30),
              "fairgender-s0": ([1.5 * (0.1 + 0.01 * i) for i in range(30)], [1.0] * 30)}
     long = _primary_tree(tmp_path / "worse", worse)
-    prim = primary.primary_table(long, ["base", "fairgender"], "base", "fairgender", ["cda"], "wilcoxon", 200, 0, 0.05)
+    prim = primary.primary_table(long, ["base", "fairgender"], "base", "fairgender", ["cda"], "wilcoxon", "pair", 200,
+                                 0, 0.05)
     text = statement.statement(cfg, prim, pd.DataFrame(columns=["variant", "benchmark", "subset", "metric", "value"]),
                                pd.DataFrame(), flat.iloc[:0])
     assert "raised the test-pair mean J by 50.0% against the base model" in text and "a negative result" in text

@@ -21,6 +21,7 @@ class ReportConfig(StageConfig):
     train_dir: InputPath
     alpha: float = Field(gt=0, lt=1)
     primary_test: Literal["wilcoxon", "bootstrap"]
+    primary_unit: Literal["target", "pair"]
     n_perm: int = Field(ge=100)
     n_boot: int = Field(ge=100)  # bootstrap replicates (primary endpoint CIs; LMS, ICAT, perplexity tests)
     seed: int

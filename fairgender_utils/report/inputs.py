@@ -118,7 +118,8 @@ def load_primary(evaluate_dir: str, runs: pd.DataFrame) -> pd.DataFrame:
     """Per-pair primary endpoint of every run, long: (run, variant, seed, id, target, J, abs_delta).
 
     Reads ``<evaluate_dir>/<run>/items/primary.csv`` (id, target, J, delta); |δ| is taken per run, before
-    any averaging over seeds. A duplicated pair id is an error.
+    any averaging over seeds. A duplicated pair id, or a pair id given two target words by two runs, is an
+    error (the primary endpoint's tests may take the target word as their unit).
     """
     frames = []
     for run, variant, seed in runs[["run", "variant", "seed"]].itertuples(index=False):
@@ -130,7 +131,14 @@ def load_primary(evaluate_dir: str, runs: pd.DataFrame) -> pd.DataFrame:
                               "J": df["J"].astype(float), "abs_delta": df["delta"].astype(float).abs()})
         _check_means(path, frame)
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    seen = out.drop_duplicates(["id", "target"])
+    if seen["id"].duplicated().any():
+        clash = seen[seen["id"] == seen["id"][seen["id"].duplicated()].iloc[0]].iloc[:2]
+        (id_, t1, r1), (_, t2, r2) = clash[["id", "target", "run"]].itertuples(index=False)
+        raise ValueError(f"{repo_path(evaluate_dir)}: pair id {id_!r} has target {t1!r} in {r1}/items/primary.csv "
+                         f"but {t2!r} in {r2}/items/primary.csv")
+    return out
 
 
 def _check_means(path: Path, frame: pd.DataFrame) -> None:

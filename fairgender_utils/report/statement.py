@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from fairgender_utils.report.config import ReportConfig
+from fairgender_utils.report.primary import unit_name
 
 
 FLAT_COLUMNS = ["variant", "seeds", "first_step", "last_step", "tail_from_step", "dev_J_first", "dev_J_last",
@@ -56,12 +57,19 @@ def _verdict(row: pd.Series, alpha: float) -> str:
     return "significantly lower" if row["direction"] == "better" else "significantly higher, a negative result"
 
 
+def _unit(row: pd.Series) -> str:
+    """What a comparison's test and CI resample: "the unit is the target word (25 target words)"."""
+    word = "the target word" if row["unit"] == "target" else "the pair"
+    return f"the unit is {word} ({unit_name(row['unit'], row['n_units'])})"
+
+
 def _comparison(row: pd.Series, alpha: float) -> str:
-    """One line on one primary comparison, saying a null or a negative result as such."""
+    """One line on one primary comparison, saying a null or a negative result as such, and its unit."""
     return (f"{row['a']} vs {row['b']}, {row['endpoint']}: {_verdict(row, alpha)}; {row['change_pct']:+.1f}% "
             f"[95% CI {row['ci_low']:+.1f}, {row['ci_high']:+.1f}] ({row['mean_a']:.4g} vs {row['mean_b']:.4g}; "
-            f"{row['test']} p = {row['p']:.3g}, Holm p = {row['p_holm']:.3g}; {row['n_pairs']} test pairs, "
-            f"{row['seeds_a']} / {row['seeds_b']} seeds).")
+            f"{row['test']} p = {row['p']:.3g}, Holm p = {row['p_holm']:.3g}; {row['n_pairs']} test pairs of "
+            f"{unit_name('target', row['n_targets'])}, {row['seeds_a']} / {row['seeds_b']} seeds; in the test and the CI "
+            f"{_unit(row)}).")
 
 
 def _headline(own: pd.DataFrame, base: str, rivals: list[str], alpha: float) -> str:
@@ -70,7 +78,7 @@ def _headline(own: pd.DataFrame, base: str, rivals: list[str], alpha: float) -> 
     if base not in j.index:
         return ""
     r = j.loc[base]
-    ci = f"95% CI {r['ci_low']:+.1f} to {r['ci_high']:+.1f}%, Holm p = {r['p_holm']:.3g}"
+    ci = f"95% CI {r['ci_low']:+.1f} to {r['ci_high']:+.1f}%, Holm p = {r['p_holm']:.3g}; {_unit(r)}"
     if not r["significant"]:
         text = (f"{r['a']} did not change the test-pair mean J detectably against the base model "
                 f"({r['change_pct']:+.1f}%, {ci}): a null result")
@@ -179,8 +187,8 @@ def headline(bench: pd.DataFrame, sig: pd.DataFrame, prim_models: pd.DataFrame, 
         out.setdefault(v, {})[f"primary {endpoint}"] = float(part["mean"].iloc[0])
     for r in primary.itertuples(index=False):
         out[r.a][f"primary {r.endpoint} vs {r.b}"] = {
-            "change_pct": float(r.change_pct), "p": float(r.p), "p_holm": float(r.p_holm),
-            "significant": bool(r.significant)}
+            "change_pct": float(r.change_pct), "ci_low": float(r.ci_low), "ci_high": float(r.ci_high),
+            "p": float(r.p), "p_holm": float(r.p_holm), "significant": bool(r.significant), "unit": r.unit}
     if len(sig) and "significant" in sig:
         for v, part in sig.groupby("variant", sort=False):
             out[v]["significant_vs_base"] = int(part["significant"].sum())
