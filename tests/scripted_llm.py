@@ -55,6 +55,10 @@ def send_sse(handler: BaseHTTPRequestHandler, body: dict, text: str, chat: bool,
 
     sent = 0
     try:
+        if chat:  # a chat stream opens with the role alone, as OpenAI's and transformers' servers send it
+            role = {"id": "x", "object": kind, "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+            handler.wfile.write(f"data: {json.dumps(role)}\n\n".encode())
         for piece in pieces(text):
             handler.wfile.write(chunk(piece, None))
             handler.wfile.flush()

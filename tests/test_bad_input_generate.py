@@ -146,7 +146,7 @@ SSE = "text/event-stream"
 @pytest.mark.parametrize("body, what", [
     (b'data: {"error": {"message": "model overloaded"}}\n\n', "model overloaded"),
     (b"data: {not json\n\n", "JSONDecodeError"),
-    (b'data: {"id": "x", "choices": [{"index": 0, "text": 5, "finish_reason": null}]}\n\n', "without text"),
+    (b'data: {"id": "x", "choices": [{"index": 0, "text": 5, "finish_reason": null}]}\n\n', "not a string"),
 ])
 def test_a_malformed_stream_is_retried_then_one_error(body, what):
     with Scripted([(200, SSE, body)] * 3) as llm, pytest.raises(MalformedResponse) as err:

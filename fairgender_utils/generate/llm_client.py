@@ -151,11 +151,9 @@ def _request(client: openai.OpenAI, ep: Endpoint, prompt: Prompt,
 def _stream_reply(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mapping[str, Any],
                   prefix: str) -> dict[str, Any]:
     """One streamed request, read until the first newline after some text (``prefix`` counts as text)."""
-    if ep.api == "chat":
-        stream = client.chat.completions.create(model=ep.model, messages=prompt, stream=True,  # type: ignore
-                                                **params)
-    else:
-        stream = client.completions.create(model=ep.model, prompt=prompt, stream=True, **params)  # type: ignore
+    create = client.chat.completions.create if ep.api == "chat" else client.completions.create
+    stream = create(model=ep.model, stream=True, **{"messages" if ep.api == "chat" else "prompt": prompt},
+                    **params)  # type: ignore[call-overload]
     text, pieces, finish = "", 0, None
     with stream:
         for chunk in stream:
@@ -163,9 +161,10 @@ def _stream_reply(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: M
             if not choices:
                 continue
             choice = choices[0]
-            piece = (choice.delta.content if ep.api == "chat" and choice.delta else getattr(choice, "text", None))
-            if not isinstance(piece, str) and choice.finish_reason is None:
-                raise _Malformed(f"a stream chunk without text ({str(chunk)[:80]})")
+            delta = getattr(choice, "delta", None)
+            piece = getattr(delta, "content", None) if ep.api == "chat" else getattr(choice, "text", None)
+            if piece is not None and not isinstance(piece, str):  # a chunk may carry no text (a role, a finish)
+                raise _Malformed(f"a stream chunk whose text is not a string ({str(chunk)[:80]})")
             if piece:
                 text, pieces = text + piece, pieces + 1
             finish = choice.finish_reason or finish
