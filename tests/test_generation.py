@@ -295,6 +295,22 @@ def test_splits_by_target_word():
         config(split_shares=[0.6, 0.3, 0.2])
 
 
+def test_related_target_words_share_a_split():
+    targets = [f"t{i}" for i in range(20)]
+    together = [["t0", "t1"], ["t2", "t3", "t4"], ["t4", "t5"]]  # t2..t5 chain into one unit
+    for seed in range(10):
+        split = gen.assign_splits(targets, [0.6, 0.2, 0.2], seed, together)
+        assert len({split[t] for t in ("t0", "t1")}) == 1 and len({split[t] for t in ("t2", "t3", "t4", "t5")}) == 1
+        counts = Counter(split.values())
+        assert set(split) == set(targets) and abs(counts["train"] - 12) <= 3 and abs(counts["test"] - 4) <= 3
+    with pytest.raises(ValueError, match=r"split_together: \['nope'\] not among the target words"):
+        gen.assign_splits(targets, [0.6, 0.2, 0.2], 0, [["t0", "nope"]])
+    real = params_config()
+    split = gen.assign_splits([*sum(real.split_together, []), *targets], real.split_shares, real.split_seed,
+                              real.split_together)
+    assert all(len({split[w] for w in group}) == 1 for group in real.split_together)
+
+
 @pytest.mark.parametrize(
     "raw, clean",
     [

@@ -66,13 +66,27 @@ def cell_fields(cell: Cell) -> dict[str, Any]:
             "female_word": d["female_word"], "target": d["target"], "start": d["start"]}
 
 
-def assign_splits(targets: Sequence[str], shares: Sequence[float], seed: int) -> dict[str, str]:
-    """Target word -> train / dev / test: a seeded shuffle cut at the rounded cumulative ``shares``."""
-    order = sorted(dict.fromkeys(targets))
-    random.Random(seed).shuffle(order)
-    total, cuts, acc = sum(shares), [], 0.0
-    for share in shares[:-1]:
+def assign_splits(targets: Sequence[str], shares: Sequence[float], seed: int,
+                  together: Sequence[Sequence[str]] = ()) -> dict[str, str]:
+    """Target word -> train / dev / test. The words, with each group of ``together`` (related words such
+    as *sew* / *sewing*) as one unit, are shuffled (seeded) and filled into the splits in turn until each
+    holds its rounded cumulative share of the words."""
+    words = sorted(dict.fromkeys(targets))
+    unit = {t: (t,) for t in words}
+    for group in together:
+        unknown = [w for w in group if w not in unit]
+        if unknown:
+            raise ValueError(f"split_together: {unknown} not among the target words")
+        merged = tuple(sorted({w for g in group for w in unit[g]}))
+        unit.update({w: merged for w in merged})
+    units = sorted(set(unit.values()))
+    random.Random(seed).shuffle(units)
+    total, acc, cuts = sum(shares), 0.0, []
+    for share in shares:
         acc += share
-        cuts.append(round(acc / total * len(order)))
-    bounds = [0, *cuts, len(order)]
-    return {t: SPLITS[s] for s in range(len(SPLITS)) for t in order[bounds[s]:bounds[s + 1]]}
+        cuts.append(round(acc / total * len(words)))
+    out: dict[str, str] = {}
+    for u in units:
+        s = next(i for i, cut in enumerate(cuts) if len(out) < cut)
+        out.update({w: SPLITS[s] for w in u})
+    return out

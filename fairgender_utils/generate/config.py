@@ -74,6 +74,7 @@ class GenerateConfig(StageConfig):
     toxicity_threshold: float = Field(ge=0.0, le=1.0)
     split_shares: list[float] = Field(min_length=3, max_length=3)
     split_seed: int
+    split_together: list[list[str]]
     step1_completion_prompt: str
     step2_completion_prompt: str
     step1_examples: list[list[str]]

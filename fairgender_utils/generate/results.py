@@ -166,7 +166,7 @@ def provenance(cfg: GenerateConfig, key: str, journal: Journal, pairs: Sequence[
                                                 "fewshot_k_step2", "fewshot_rotate", "step1_prefill",
                                                 "step2_prefill", "inflect", "stream", "swap_fallback")},
         "seed": cfg.seed, "n_cells": cfg.n_cells, "word_curation": cfg.word_curation,
-        "split": {"shares": cfg.split_shares, "seed": cfg.split_seed},
+        "split": {"shares": cfg.split_shares, "seed": cfg.split_seed, "together": cfg.split_together},
         "toxicity_screen": {"classifier": screen_version(), "threshold": cfg.toxicity_threshold},
         "software": {"python": platform.python_version(), "transformers": version("transformers"),
                      "openai": version("openai")},
