@@ -58,7 +58,7 @@ def pipeline(tmp_path_factory, tiny_model_dirs) -> Path:
           concurrency=2, step1_completion_prompt=scripted_llm.STEP1, step2_completion_prompt=scripted_llm.STEP2,
           step1_chat_prompt=scripted_llm.STEP1, step2_chat_prompt=scripted_llm.STEP2, step1_prefill=False,
           step2_prefill=False)
-    _edit(root, "causal", reference_size=60, k_ref=5, batch_size=16)
+    _edit(root, "causal", reference_size=60, reference_loglik_size=20, k_ref=5, batch_size=16, theta_mode="quantile")
     _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1)
     _edit(root, "evaluate", seat_n_samples=1000, seat_exact_max=1000, n_boot=100, glue_tasks=["sst2", "stsb"],
           glue_train_n=40, glue_dev_n=40, profile="quick", full_profile_models=["base"], ppl_n=40)
