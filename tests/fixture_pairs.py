@@ -48,6 +48,10 @@ TEMPLATES = (
     ("The doctor said the {g} is bad and weak.", "man", "woman", "doctor", True),
 )
 
+# split of each fixture target word (by target word, as the generate stage assigns them)
+SPLITS = {"nurse": "train", "doctor": "train", "teacher": "train", "engineer": "train", "pilot": "dev",
+          "secretary": "test"}
+
 
 def _fill(template: str, word: str, pronoun: str) -> str:
     return template.replace("{g}", word).replace("{G}", word.capitalize()).replace("{h}", pronoun)
@@ -61,7 +65,7 @@ def pairs() -> list[dict]:
         digest = hashlib.sha256(f"{s_m}|{s_f}".encode()).hexdigest()[:8]
         out.append({"id": f"p{n:04d}-{digest}", "attr_index": n % 7, "male_word": m, "female_word": f,
                     "target": target, "start": "m" if n % 2 == 0 else "f", "s_m": s_m, "s_f": s_f,
-                    "repaired": False, "toxicity": 0.9 if toxic else 0.05, "toxic": toxic})
+                    "step2": "llm" if n % 3 else "swap", "split": SPLITS[target], "toxicity": 0.9 if toxic else 0.05, "toxic": toxic})
     return out
 
 

@@ -27,7 +27,7 @@ from fairgender_utils.loaders import GLUE_TASKS, load_glue
 from fairgender_utils.paths import repo_path
 
 PAIR_KEYS = {"id": str, "attr_index": int, "male_word": str, "female_word": str, "target": str, "start": str,
-             "s_m": str, "s_f": str, "repaired": bool, "toxicity": float, "toxic": bool}
+             "s_m": str, "s_f": str, "step2": str, "split": str, "toxicity": float, "toxic": bool}
 
 
 class EmptyAlignedSet(ValueError):
@@ -182,7 +182,7 @@ def score_pairs(model, tokenizer, family: str, pairs: Sequence[dict[str, Any]], 
     emb_m = embed(model, tokenizer, [p["s_m"] for p in kept], cfg.batch_size, cfg.max_length, "embed s_m")
     emb_f = embed(model, tokenizer, [p["s_f"] for p in kept], cfg.batch_size, cfg.max_length, "embed s_f")
     meta = pd.DataFrame([{k: p[k] for k in ("attr_index", "male_word", "female_word", "target", "start",
-                                             "repaired", "toxicity", "toxic")} for p in kept])
+                                             "step2", "split", "toxicity", "toxic")} for p in kept])
     meta["words_m"] = [len(p["s_m"].split()) for p in kept]
     meta["words_f"] = [len(p["s_f"].split()) for p in kept]
     table = pd.concat([eff, meta], axis=1)
