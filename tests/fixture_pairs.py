@@ -55,6 +55,10 @@ SPLITS = {"nurse": "train", "doctor": "train", "teacher": "train", "engineer": "
 SPLITS = {"nurse": "train", "doctor": "train", "teacher": "train", "engineer": "train", "pilot": "dev",
           "secretary": "test"}
 
+# split of each fixture target word (by target word, as the generate stage assigns them)
+SPLITS = {"nurse": "train", "doctor": "train", "teacher": "train", "engineer": "train", "pilot": "dev",
+          "secretary": "test"}
+
 
 def _fill(template: str, word: str, pronoun: str) -> str:
     return template.replace("{g}", word).replace("{G}", word.capitalize()).replace("{h}", pronoun)

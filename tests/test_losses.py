@@ -1,4 +1,5 @@
-"""JSD, the KNN bias loss, the LM losses and MLM masking, against hand computations."""
+"""JSD, the bounded two-way JSD, the KNN bias loss and its weights, the LM losses (own, top-k KL) and MLM
+masking, against hand computations."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from fairgender_utils.lm.losses import (
     batched_j,
     bias_loss,
     jsd,
-    kl_loss,
+    knn_weights,
     lm_loss,
     mlm_mask,
     pair_j,
     stable_seed,
+    topk_kl,
     word_logprob,
 )
 from fairgender_utils.lm.slots import PairSlots
@@ -73,11 +75,30 @@ def test_lm_loss_averages_per_sentence_first() -> None:
     assert loss.item() == pytest.approx(2.0)  # (3 + 1) / 2, not the token mean 2.5
 
 
-def test_kl_loss_hand_value() -> None:
-    # KL((.5,.5) || (.9,.1)) = .5 ln(.5/.9) + .5 ln(.5/.1) = 0.5108256
-    p0, p = _log([[0.5, 0.5]]), _log([[0.9, 0.1]])
-    assert kl_loss(p0, p, torch.tensor([0]), 1).item() == pytest.approx(0.5108256, abs=1e-6)
-    assert kl_loss(p0, p0, torch.tensor([0]), 1).item() == pytest.approx(0.0, abs=1e-7)
+def test_topk_kl_hand_values() -> None:
+    # p0 = (.5, .3, .2), p = (.2, .5, .3). Full KL = .5 ln(.5/.2) + .3 ln(.3/.5) + .2 ln(.2/.3) = 0.2238047.
+    # Top-1 of p0 (token 0) + rest: (.5, .5) vs (.2, .8): .5 ln(.5/.2) + .5 ln(.5/.8) = 0.2231436 (<= full).
+    # Top-2 (tokens 0, 1) + rest: the rest is one token, so the full KL.
+    p0, p = _log([[0.5, 0.3, 0.2]]), _log([[0.2, 0.5, 0.3]])
+    one = torch.tensor([0])
+    for k, want in ((1, 0.2231436), (2, 0.2238047), (3, 0.2238047)):
+        v, idx = p0.topk(k, -1)
+        rest = torch.log1p(-v.exp().sum(-1)) if k < 3 else torch.tensor([-1e4])
+        assert topk_kl(p, idx, v, rest, one, 1).item() == pytest.approx(want, abs=1e-6), k
+    v, idx = p0.topk(1, -1)
+    assert topk_kl(p0, idx, v, torch.log(torch.tensor([0.5])), one, 1).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_knn_weights_turn_the_epoch_sum_of_l_b_into_a_weighted_sum_of_j() -> None:
+    # N(0) = {1, 2}, N(1) = {0}, N(2) = {}: w0 = .9 + .1 (from N(1)) = 1; w1 = .9 + .1/2; w2 = 1 + .1/2
+    nb = [[1, 2], [0], []]
+    w = knn_weights(nb, 0.9)
+    assert w == pytest.approx([1.0, 0.95, 1.05])
+    j = torch.tensor([1.0, 2.0, 3.0])
+    # sum_i L_b(i) = (.9 + .1*2.5) + (1.8 + .1) + 3 = 6.05 = 1*1 + .95*2 + 1.05*3
+    assert bias_loss(j, nb, 0.9).item() * 3 == pytest.approx(6.05)
+    assert bias_loss(j, [[], [], []], 0.9, weights=w).item() * 3 == pytest.approx(6.05)
+    assert knn_weights(nb, 1.0) == [1.0, 1.0, 1.0]
 
 
 def test_mlm_mask_properties() -> None:
@@ -111,11 +132,18 @@ def test_word_logprob_and_pair_j_rules() -> None:
     s = _slots("target_slot")
     assert pair_j(s, "masked", lp_m, lp_f).item() == pytest.approx(jsd(lm[[4]], lf[[4]]).item())
     a = _slots("attribute_logodds", shared=((3, 3), (4, 4)))
-    omega = lm[2, 10] - lf[2, 11]
-    context = jsd(lm[[3, 4]], lf[[3, 4]]).mean()
-    assert pair_j(a, "causal", lp_m, lp_f).item() == pytest.approx((omega**2 + context).item(), rel=1e-5)
+    omega = (lm[2, 10] - lf[2, 11]).item()
+    context = jsd(lm[[3, 4]], lf[[3, 4]]).mean().item()
+    assert pair_j(a, "causal", lp_m, lp_f).item() == pytest.approx(_two_way(omega) + context, rel=1e-5)
     no_context = pair_j(a, "causal", lp_m, lp_f, context_weight=0.0)
-    assert no_context.item() == pytest.approx((omega**2).item(), rel=1e-5)
+    assert no_context.item() == pytest.approx(_two_way(omega), rel=1e-5)
+    assert no_context.item() <= math.log(2)
+
+
+def _two_way(omega: float) -> float:
+    """By hand: q = (s, 1-s), s = sigmoid(omega); JSD(q, swapped q) with mixture (1/2, 1/2)."""
+    s = 1 / (1 + math.exp(-omega))
+    return s * math.log(2 * s) + (1 - s) * math.log(2 * (1 - s))
 
 
 def test_batched_j_equals_pair_j() -> None:
@@ -127,8 +155,8 @@ def test_batched_j_equals_pair_j() -> None:
             torch.tensor([1.0, -1.0]), torch.tensor([1, 1]), torch.tensor([False, True]))
     got = batched_j(lm, lf, *args)
     want0 = jsd(lm[[0]], lf[[0]])[0] + jsd(lm[[1]], lf[[1]])[0]
-    want1 = (lw[0, 10] - lw[1, 11]) ** 2 + jsd(lm[[2]], lf[[2]])[0]
-    assert got.tolist() == pytest.approx([want0.item(), want1.item()], rel=1e-5)
+    want1 = _two_way((lw[0, 10] - lw[1, 11]).item()) + jsd(lm[[2]], lf[[2]])[0].item()
+    assert got.tolist() == pytest.approx([want0.item(), want1], rel=1e-5)
     half = batched_j(lm, lf, *args, context_weight=0.5)
     assert half[0].item() == pytest.approx((jsd(lm[[0]], lf[[0]])[0] + 0.5 * jsd(lm[[1]], lf[[1]])[0]).item())
 

@@ -30,6 +30,11 @@ class EvaluateConfig(StageConfig):
     seat_exact_max: int = Field(ge=1)
     profile: Literal["quick", "full"]  # quick: gender subsets, SEAT, perplexity; full: + all domains, GLUE
     full_profile_models: list[str]  # variants evaluated with the full profile
+    pairs_path: InputPath  # the generated pairs: the primary endpoint reads split `primary_split`
+    primary_split: Literal["test", "dev"]  # test: the pre-registered endpoint (METHOD.md §9)
+    primary_batch_size: int = Field(ge=1)  # pairs per forward pass
+    primary_context_weight: float = Field(ge=0)  # set by dvc.yaml: params/train.yaml context_weight (J of §5)
+    primary_max_length: int = Field(gt=4)  # set by dvc.yaml: params/train.yaml max_length
     ppl_part: Literal["dev", "test"]  # held-out questions scored: dev (tuning) or test (evaluation)
     ppl_n: int = Field(ge=0)  # 0: all of the part
     ppl_dev_share: float = Field(gt=0, lt=1)

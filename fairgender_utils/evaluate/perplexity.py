@@ -4,7 +4,8 @@ The text: the questions of GLUE's QNLI dev set (``glue/QNLI/dev.tsv``, fetched b
 natural, mostly gender-neutral English that neither the causal stage's reference corpus R nor the
 GLUE probes read (both use SST-2, CoLA, MRPC, STS-B, RTE and WNLI only). Distinct questions are split,
 seeded by ``split_seed`` alone, into a *dev* part (for tuning) and a *test* part (for evaluation), so
-the evaluation seed never moves a question from one part to the other.
+the evaluation seed never moves a question from one part to the other (``fairgender_utils.loaders.heldout``,
+which the training stage's dev curve reads too).
 
 Per-token perplexity = exp(total NLL / total predicted tokens), pooled over the sentences:
 
@@ -19,40 +20,15 @@ The CI is a percentile bootstrap over sentences (the ratio of sums recomputed pe
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fairgender_utils.evaluate.scoring import Request, Scorer
+from fairgender_utils.loaders.heldout import QNLI_DEV, heldout_texts, load_questions, split_parts  # noqa: F401
 from fairgender_utils.stats import bootstrap_reps, percentile_ci
-
-QNLI_DEV = "glue/QNLI/dev.tsv"
-
-
-def load_questions(data_dir: str | Path) -> list[str]:
-    """The distinct, non-empty questions of QNLI dev, in file order."""
-    path = Path(data_dir) / QNLI_DEV
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        questions = [(r.get("question") or "").strip() for r in rows]
-    return list(dict.fromkeys(q for q in questions if q))
-
-
-def split_parts(texts: Sequence[str], dev_share: float, split_seed: int) -> dict[str, list[str]]:
-    """{'dev': [...], 'test': [...]}: a seeded shuffle, the first ``dev_share`` of it is dev."""
-    order = np.random.default_rng(split_seed).permutation(len(texts))
-    n_dev = int(round(dev_share * len(texts)))
-    return {"dev": [texts[i] for i in order[:n_dev]], "test": [texts[i] for i in order[n_dev:]]}
-
-
-def heldout_texts(data_dir: str | Path, part: str, n: int, dev_share: float, split_seed: int) -> list[str]:
-    """The first ``n`` texts (0 = all) of one part; the part's order is already a seeded shuffle."""
-    texts = split_parts(load_questions(data_dir), dev_share, split_seed)[part]
-    return texts[:n] if n else texts
 
 
 def score_texts(scorer: Scorer, texts: Sequence[str], plain: bool = False, desc: str | None = None,

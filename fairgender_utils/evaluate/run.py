@@ -27,8 +27,11 @@ from fairgender_utils.loaders import (GLUE_TASKS, SEAT_GENDER_TESTS, load_crows,
 from fairgender_utils.evaluate import crows, glue, perplexity, seat, stereoset
 from fairgender_utils.evaluate.scoring import Scorer
 from fairgender_utils.lm.loading import load_model
+from fairgender_utils.lm.objective import pair_objective
+from fairgender_utils.loaders.pairs import load_split
 from fairgender_utils.paths import repo_path
 from fairgender_utils.runtime import configure_torch
+from fairgender_utils.stats import bootstrap_reps, percentile_ci
 
 
 @contextmanager
@@ -80,6 +83,25 @@ def run_perplexity(cfg: EvaluateConfig, scorer: Scorer) -> tuple[pd.DataFrame, p
     items = perplexity.score_texts(scorer, texts, desc="perplexity")
     summary = perplexity.summarise(items, scorer.family, cfg.ppl_part, cfg.n_boot, cfg.seed, cfg.ci_level)
     return items, pd.DataFrame([summary])
+
+
+def run_primary(cfg: EvaluateConfig, model, tokenizer, family: str) -> pd.DataFrame:
+    """The primary endpoint's items (METHOD.md §9): J and delta of every pair of ``primary_split``
+    (columns id, target, J, delta; ``attrs['unscorable']``: pairs that cannot be scored, with the reason)."""
+    pairs = load_split(repo_path(cfg.pairs_path), cfg.primary_split)
+    return pair_objective(model, tokenizer, family, pairs, cfg.primary_batch_size, cfg.primary_max_length,
+                          cfg.primary_context_weight)
+
+
+def primary_summary(items: pd.DataFrame, n_boot: int, seed: int, level: float) -> dict:
+    """Top-level metrics of the primary endpoint: mean J and mean |delta| with bootstrap CIs over pairs."""
+    out = {"primary_n_pairs": len(items), "primary_unscorable": len(items.attrs.get("unscorable", {}))}
+    for name, values in (("J", items["J"].to_numpy(float)), ("abs_delta", items["delta"].abs().to_numpy(float))):
+        out[f"primary_mean_{name}"] = float(values.mean()) if len(values) else float("nan")
+        if len(values):
+            reps = bootstrap_reps(lambda i, v=values: float(v[i].mean()), (len(values),), n_boot, seed)
+            out[f"primary_mean_{name}_ci_low"], out[f"primary_mean_{name}_ci_high"] = percentile_ci(reps, level)
+    return out
 
 
 def _subsets(items: pd.DataFrame, skipped: pd.DataFrame, summarise) -> pd.DataFrame:
@@ -169,12 +191,15 @@ def skipped_items(seat_res: seat.SeatResult, ss_res: stereoset.StereoSetResult, 
 
 def metrics(cfg: EvaluateConfig, family: str, seat_res: seat.SeatResult, ss_table: pd.DataFrame,
             crows_table: pd.DataFrame, glue_table: pd.DataFrame, skipped: pd.DataFrame,
-            timing_s: dict[str, dict[str, float]], ppl_table: pd.DataFrame | None = None) -> dict:
-    """The stage's metrics.json: headline numbers per benchmark, skipped counts and timings."""
+            timing_s: dict[str, dict[str, float]], ppl_table: pd.DataFrame | None = None,
+            primary: dict | None = None) -> dict:
+    """The stage's metrics.json: the primary endpoint (:func:`primary_summary`, top-level keys), headline
+    numbers per benchmark, skipped counts and timings."""
     seat_tests = {r["test"]: {"d": r["d"], "p": r["p"], "d_ci": [r["d_ci_low"], r["d_ci_high"]]}
                   for _, r in seat_res.table.iterrows()}
     return _finite({
         "variant": cfg.variant, "model": cfg.model, "family": family, "profile": cfg.profile,
+        **(primary or {}),
         "perplexity": {} if ppl_table is None or not len(ppl_table) else _clean(ppl_table.iloc[0]),
         "seat": {**seat_res.summary, "tests": seat_tests},
         "stereoset": _headline(ss_table),

@@ -82,10 +82,11 @@ def effect_terms(s: PairSlots, family: Family, lp_m: Lookup, lp_f: Lookup,
 
 def pair_j(s: PairSlots, family: Family, lp_m: Lookup, lp_f: Lookup,
            context_weight: float = 1.0) -> torch.Tensor:
-    """J(i) of §5: target-slot JSD, or omega^2 for an ``attribute_logodds`` pair, plus (causal LMs)
-    ``context_weight`` x the mean JSD over the shared positions after the first difference."""
+    """J(i) of §5: target-slot JSD, or for an ``attribute_logodds`` pair the bounded two-way JSD of its
+    omega (:func:`two_way_jsd`, at most ln 2), plus (causal LMs) ``context_weight`` x the mean JSD over
+    the shared positions after the first difference."""
     t = effect_terms(s, family, lp_m, lp_f)
-    j = t["omega"] ** 2 if s.rule == "attribute_logodds" else t["slot_jsd"]
+    j = two_way_jsd(t["omega"]) if s.rule == "attribute_logodds" else t["slot_jsd"]
     if family == "causal" and s.shared and context_weight:
         j = j + context_weight * t["context_jsd"]
     return j
@@ -108,15 +109,22 @@ def batched_j(logp_m: torch.Tensor, logp_f: torch.Tensor, jsd_owner: torch.Tenso
     omega = logp_m.new_zeros(n)
     if len(w_token):
         omega = omega.index_add(0, w_owner, w_sign * logp_w.gather(1, w_token[:, None])[:, 0])
-    return torch.where(attribute_rule, omega**2, slot) + context_weight * ctx_sum / ctx_n.clamp_min(1.0)
+    context = ctx_sum / ctx_n.clamp_min(1.0)
+    return torch.where(attribute_rule, two_way_jsd(omega), slot) + context_weight * context
 
 
-def bias_loss(j: torch.Tensor, neighbours: Sequence[Sequence[int]], w0: float) -> torch.Tensor:
+def bias_loss(j: torch.Tensor, neighbours: Sequence[Sequence[int]], w0: float,
+              weights: Sequence[float] | None = None) -> torch.Tensor:
     """mean_i L_b(i), L_b(i) = W0·J(i) + (1-W0)·mean_{k in N(i)} J(k).
 
     ``j`` holds J for the batch pairs first (index i = 0..len(neighbours)-1) and then any extra
     neighbours; ``neighbours[i]`` indexes into ``j``. A pair without neighbours keeps L_b(i) = J(i).
+    With ``weights`` (:func:`knn_weights` of the batch pairs) the neighbours are not scored at all: the
+    loss is mean_i w_i·J(i), whose sum over an epoch equals the sum of L_b(i).
     """
+    if weights is not None:
+        n = len(neighbours)
+        return (j[:n] * torch.tensor(list(weights), dtype=j.dtype, device=j.device)).mean()
     terms = []
     for i, nb in enumerate(neighbours):
         if w0 >= 1.0 or not nb:
@@ -124,6 +132,34 @@ def bias_loss(j: torch.Tensor, neighbours: Sequence[Sequence[int]], w0: float) -
         else:
             terms.append(w0 * j[i] + (1.0 - w0) * j[list(nb)].mean())
     return torch.stack(terms).mean()
+
+
+def knn_weights(neighbours: Sequence[Sequence[int]], w0: float) -> list[float]:
+    """Weights w_k with sum_i L_b(i) = sum_k w_k·J(k) over a whole set of pairs (``neighbours[i]``: the
+    indices of N(i) in that set): w_k = (W0 if N(k) is not empty, else 1) + (1-W0)·sum_{i: k in N(i)} 1/|N(i)|.
+    Training on w_k·J(k) optimises the KNN objective of §5 with no neighbour in the forward pass."""
+    w = [w0 if nb else 1.0 for nb in neighbours]
+    for nb in neighbours:
+        for k in nb:
+            w[k] += (1.0 - w0) / len(nb)
+    return w
+
+
+def rest_logprob(logp: torch.Tensor, top: torch.Tensor, floor: float = -1e4) -> torch.Tensor:
+    """log of the probability left outside the tokens ``top`` of each row (``floor`` where none is left;
+    finite, so that gradients stay finite)."""
+    return torch.logsumexp(logp.scatter(1, top, floor), -1).clamp_min(floor)
+
+
+def topk_kl(logp: torch.Tensor, top: torch.Tensor, top_logp0: torch.Tensor, rest_logp0: torch.Tensor,
+            sentence: torch.Tensor, n: int) -> torch.Tensor:
+    """KL(p0 || p) per position with both distributions coarsened to p0's top-k tokens ``top`` plus one
+    bucket for the rest of the vocabulary (p0 given by ``top_logp0`` and ``rest_logp0``, p by the rows of
+    ``logp``), averaged per sentence, then over sentences. A lower bound of the full KL (coarsening never
+    increases a divergence), equal to it when the rest holds no probability."""
+    lp_top, lp_rest = logp.gather(1, top), rest_logprob(logp, top)
+    kl = (top_logp0.exp() * (top_logp0 - lp_top)).sum(-1) + rest_logp0.exp() * (rest_logp0 - lp_rest)
+    return per_sentence_mean(kl, sentence, n).mean()
 
 
 def per_sentence_mean(values: torch.Tensor, sentence: torch.Tensor, n: int) -> torch.Tensor:

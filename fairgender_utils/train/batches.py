@@ -1,8 +1,10 @@
 """Training batches and the loss L = mean_i L_b(i) + λ·L_r of one batch (METHOD.md §5).
 
 One forward pass serves a whole micro-batch (DistributedDataParallel allows one forward per backward):
-the rows are both sentences of every pair in the batch and of the neighbours the KNN term needs, plus,
-for masked LMs, the MLM-masked copies that L_r reads. The model's LM head runs only at the positions the
+the rows are both sentences of every pair in the batch and, with ``knn_mode: forward``, of the neighbours
+the KNN term needs, plus, for masked LMs, the MLM-masked copies that L_r reads, or, for L_r as KL, the
+neutral reference sentences (:mod:`fairgender_utils.train.reference`). With ``knn_mode: weights`` the
+KNN term costs nothing: each batch pair's J is weighted by :func:`fairgender_utils.lm.losses.knn_weights`. The model's LM head runs only at the positions the
 losses read, listed in four *segments* - J's s^m side, J's s^f side, gendered-word tokens (omega) and
 L_r's positions - and its output is split by segment. A position read by two segments goes through the
 head twice: cheaper than gathering rows of a 262k-wide tensor (each gather costs a full-size gradient
@@ -20,8 +22,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fairgender_utils.lm.losses import batched_j, bias_loss, kl_loss, lm_loss, mlm_mask, stable_seed
+from fairgender_utils.lm.losses import batched_j, bias_loss, lm_loss, mlm_mask, stable_seed, topk_kl
 from fairgender_utils.lm.slots import Family, PairSlots
+from fairgender_utils.train.reference import NeutralReference
 
 SEGMENTS = ("jsd_m", "jsd_f", "words", "lm")
 
@@ -42,10 +45,12 @@ class Batch:
     w_sign: list[float] = field(default_factory=list)
     w_owner: list[int] = field(default_factory=list)
     attribute_rule: list[bool] = field(default_factory=list)  # per union pair
-    lm_targets: list[int] = field(default_factory=list)  # per lm position: the token and its sentence
+    lm_targets: list[int] = field(default_factory=list)  # per lm position: the token (KL: the reference
+    # position) and its sentence
     lm_sentence: list[int] = field(default_factory=list)
     n_lm_sentences: int = 0
     pair_ids: list[str] = field(default_factory=list)
+    weights: list[float] | None = None  # knn_mode weights: w_i of each batch pair
 
     @property
     def tokens(self) -> int:
@@ -99,21 +104,25 @@ def draw_neighbours(nb: Sequence[int], k: int, seed: int, epoch: int, pair_id: s
 
 def build_batch(slots: Sequence[PairSlots], idx: Sequence[int], neighbours: Sequence[Sequence[int]],
                 family: Family, tok: TokenInfo, *, epoch: int, seed: int, use_bias: bool, use_lm: bool,
-                neighbour_sample: int, w0: float, mlm_probability: float, context_weight: float) -> Batch:
-    """Rows, head positions and bookkeeping of one micro-batch of pair indices ``idx``."""
+                neighbour_sample: int, w0: float, mlm_probability: float, context_weight: float,
+                weights: Sequence[float] | None = None, reference: NeutralReference | None = None) -> Batch:
+    """Rows, head positions and bookkeeping of one micro-batch of pair indices ``idx``. ``weights``
+    (per pair of ``slots``): the KNN term as weights, no neighbour rows; ``reference``: L_r as KL on it."""
     union = list(idx)
     nb_pos: list[list[int]] = []
     for i in idx:
         drawn = []
-        if use_bias and w0 < 1:
+        if use_bias and w0 < 1 and weights is None:
             drawn = draw_neighbours(neighbours[i], neighbour_sample, seed, epoch, slots[i].id)
         for k in drawn:
             if k not in union:
                 union.append(k)
         nb_pos.append([union.index(k) for k in drawn])
-    b = Batch(torch.empty(0), torch.empty(0), union, nb_pos, pair_ids=[slots[i].id for i in idx])
+    b = Batch(torch.empty(0), torch.empty(0), union, nb_pos, pair_ids=[slots[i].id for i in idx],
+              weights=[weights[i] for i in idx] if weights is not None and use_bias else None)
     rows: list[list[int]] = []
-    for u in union if (use_bias or family == "causal") else []:  # masked LMs without L_b need no J rows
+    own_rows = family == "causal" and use_lm and reference is None  # a causal LM's own L_r reads the J rows
+    for u in union if (use_bias or own_rows) else []:  # otherwise only L_b needs them
         s = slots[u]
         if family == "causal":
             rows += [list(s.ids_m), list(s.ids_f)]
@@ -123,7 +132,16 @@ def build_batch(slots: Sequence[PairSlots], idx: Sequence[int], neighbours: Sequ
         b.sides.append((len(rows) - 2, len(rows) - 1))
         if use_bias:
             _bias_requests(b, s, family, len(b.sides) - 1, len(rows) - 2, len(rows) - 1, context_weight)
-    if use_lm:
+    if use_lm and reference is not None:
+        for n, i in enumerate(idx):
+            for j, r in enumerate(reference.draw(seed, epoch, slots[i].id)):
+                rows.append(reference.rows[r])
+                for q, col in enumerate(reference.cols[r]):
+                    b.positions["lm"].append((len(rows) - 1, col))
+                    b.lm_targets.append(reference.offset[r] + q)
+                    b.lm_sentence.append(2 * n + j)
+        b.n_lm_sentences = 2 * len(idx)
+    elif use_lm:
         for n, i in enumerate(idx):
             s = slots[i]
             for j, ids in enumerate((s.ids_m, s.ids_f)):
@@ -151,11 +169,11 @@ def build_batch(slots: Sequence[PairSlots], idx: Sequence[int], neighbours: Sequ
 
 def batch_loss(logits: Sequence[torch.Tensor], b: Batch, *, use_bias: bool, use_lm: bool, w0: float,
                lambda_r: float, context_weight: float = 1.0,
-               logp_frozen: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               reference: NeutralReference | None = None) -> dict[str, torch.Tensor]:
     """``loss`` = mean_i L_b(i) + λ·L_r, with its parts ``bias`` and ``lm`` (zeros when switched off).
 
-    ``logits`` are the head outputs per segment (SEGMENTS order); ``logp_frozen`` (L_r as KL) the frozen
-    model's log-probabilities at the ``lm`` positions.
+    ``logits`` are the head outputs per segment (SEGMENTS order); ``reference``: L_r is the KL to its
+    frozen predictions at the ``lm`` positions (the batch was built with it).
     """
     lg_m, lg_f, lg_w, lg_lm = logits
     dev = lg_m.device
@@ -169,12 +187,15 @@ def batch_loss(logits: Sequence[torch.Tensor], b: Batch, *, use_bias: bool, use_
         j = batched_j(torch.log_softmax(lg_m, -1), torch.log_softmax(lg_f, -1), t(b.jsd_owner),
                       t(b.jsd_context, torch.bool), torch.log_softmax(lg_w, -1), t(b.w_token),
                       t(b.w_sign, lg_m.dtype), t(b.w_owner), t(b.attribute_rule, torch.bool), context_weight)
-        out["bias"] = bias_loss(j, b.neighbours, w0)
+        out["bias"] = bias_loss(j, b.neighbours, w0, b.weights)
     if use_lm:
         sent = t(b.lm_sentence)
-        if logp_frozen is None:
+        if reference is None:
             out["lm"] = lm_loss(lg_lm, t(b.lm_targets), sent, b.n_lm_sentences)
         else:
-            out["lm"] = kl_loss(logp_frozen, torch.log_softmax(lg_lm, -1), sent, b.n_lm_sentences)
+            at = torch.tensor(b.lm_targets, dtype=torch.long)
+            out["lm"] = topk_kl(torch.log_softmax(lg_lm.float(), -1), reference.top[at].to(dev),
+                                reference.top_logp[at].to(dev), reference.rest_logp[at].to(dev), sent,
+                                b.n_lm_sentences)
     out["loss"] = out["bias"] + lambda_r * out["lm"]
     return out

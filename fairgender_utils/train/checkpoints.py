@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 
 
 # Parameters that do not change what is trained (how it is run, logged or stored).
-OPERATIONAL = {"variant", "variants", "checkpoint_every", "keep_checkpoints", "resume", "fresh_if_unusable",
-               "count_flops", "accelerate_profile", "cpu_threads", "output_dir", "checkpoint_dir",
-               "figures_dir", "plots_dir", "metrics_path", "config_path"}
+OPERATIONAL = {"variant", "variants", "groups", "seeds", "checkpoint_every", "keep_checkpoints", "resume",
+               "fresh_if_unusable", "count_flops", "save_final", "accelerate_profile", "cpu_threads", "output_dir",
+               "checkpoint_dir", "figures_dir", "plots_dir", "metrics_path", "config_path", "pairs_path",
+               "dev_every", "dev_ppl_n", "dev_batch_size", "ppl_dev_share", "ppl_split_seed", "grad_parts_every"}
 
 
 def fingerprint(cfg: TrainConfig, data_files: list[Path]) -> dict:
@@ -158,7 +159,8 @@ def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, step: int, run: 
 def start_or_resume(accelerator: Accelerator, cfg: TrainConfig, total: int,
                     run: dict) -> tuple[int, str | None, Path]:
     """Load the newest intact checkpoint (resume) or clear old ones (fresh start); trim the training log
-    to the steps that the restored state includes. Returns (step, checkpoint used, log path)."""
+    and the dev log (``dev_log.jsonl`` beside it, from step 0) to the steps that the restored state
+    includes. Returns (step, checkpoint used, training log path)."""
     ckpt_dir = repo_path(cfg.checkpoint_dir)
     log_path = ckpt_dir / "training_log.jsonl"
     ckpt = find_checkpoint(cfg, run) if cfg.resume else None
@@ -172,16 +174,17 @@ def start_or_resume(accelerator: Accelerator, cfg: TrainConfig, total: int,
         if ckpt is None and ckpt_dir.exists():
             shutil.rmtree(ckpt_dir)  # a fresh start: stale checkpoints must not be resumed later
         write_jsonl(log_path, _log_until(log_path, step))
+        write_jsonl(ckpt_dir / "dev_log.jsonl", _log_until(ckpt_dir / "dev_log.jsonl", step, first=0))
     accelerator.wait_for_everyone()
     return step, (shown(ckpt) if ckpt is not None else None), log_path
 
 
-def _log_until(log_path: Path, step: int) -> list[dict]:
-    """The training log's records up to ``step``; a torn or malformed line is named and left out."""
+def _log_until(log_path: Path, step: int, first: int = 1) -> list[dict]:
+    """A log's records of steps ``first`` to ``step``; a torn or malformed line is named and left out."""
     kept = []
     for lineno, rec, problem in numbered_jsonl(log_path) if log_path.exists() else []:
         n = rec.get("step") if rec is not None else None
-        if problem is None and not (isinstance(n, int) and n > 0):
+        if problem is None and not (isinstance(n, int) and n >= first):
             problem = f"no step number ({json.dumps(n)[:20]})"
         if problem is not None:
             warnings.warn(f"{log_path}:{lineno}: {problem}; left out of the training log", stacklevel=3)

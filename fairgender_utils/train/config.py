@@ -1,10 +1,11 @@
 """Configuration of stage 03 (training) and the command that launches it. Pure pydantic: importing this
 module starts nothing (no torch, no accelerate).
 
-``params/train.yaml`` holds the base values and the ``variants`` mapping of per-variant overrides
-(METHOD.md §6), the one list of trained variants (dvc.yaml reads it through ``vars``); dvc.yaml passes
-``variant`` and the model under study. Loading the config applies the variant's overrides and fills
-``{variant}`` in the output paths once; the resolved config is what the training script reads.
+``params/train.yaml`` holds the base values, the ``variants`` mapping of per-variant overrides (METHOD.md
+§6), the ``groups`` of variants and the training ``seeds`` of each group (dvc.yaml reads them through
+``vars`` and trains one run per variant and seed); dvc.yaml passes ``variant``, ``seed`` and the model under
+study. Loading the config applies the variant's overrides and fills ``{variant}`` and ``{run}``
+(``<variant>-s<seed>``) in the output paths once; the resolved config is what the training script reads.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from fairgender_utils.config import InputPath, ModelPath, StageConfig
+from fairgender_utils.loaders.glue import GlueTask
 
 
 class TrainingError(RuntimeError):
@@ -26,17 +28,26 @@ class TrainConfig(StageConfig):
 
     variant: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # the entry of `variants` this run trains
     variants: dict[str, dict[str, Any]] = Field(min_length=1)  # name -> overrides of the keys below
+    groups: dict[str, list[str]] = Field(min_length=1)  # group -> its variants (each variant in one group)
+    seeds: dict[str, list[int]] = Field(min_length=1)  # group -> the training seeds of its variants
     model_path: ModelPath  # set by dvc.yaml: params/models.yaml study_model
     family: Literal["", "masked", "causal"]  # "": read from the model folder's fairgender_source.json
-    causal_dir: InputPath  # aligned.jsonl, unaligned.jsonl, neighbours.jsonl of stage 02
+    causal_dir: InputPath  # aligned.jsonl, unaligned.jsonl, neighbours.jsonl of stage 02 (split train read)
+    pairs_path: InputPath  # the generated pairs: the dev split is scored for the dev curve
+    data_dir: InputPath  # GLUE: QNLI dev questions (dev perplexity), train sets (KL reference sentences)
     data: Literal["aligned", "all"]  # X^C, or X^C ∪ X^NC
     max_pairs: int = Field(ge=0)  # 0: every pair; else the first N (file order)
     bias_loss: bool  # False: L_r only (cda)
     w0: float = Field(ge=0, le=1)
+    knn_mode: Literal["weights", "forward"]  # KNN term as per-pair weights, or neighbours in the forward pass
     neighbour_sample: int = Field(ge=0)  # neighbours of N(i) drawn per step; 0: all of them
     context_weight: float = Field(ge=0)  # causal LMs: weight of the shared-position JSD in J
     lambda_r: float = Field(ge=0)
-    lm_loss: Literal["own", "kl"]  # own: MLM / next-token loss; kl: KL(p_frozen || p)
+    lm_loss: Literal["own", "kl"]  # own: MLM / next-token loss; kl: KL(p_frozen || p) on reference text
+    kl_reference_tasks: list[GlueTask] = Field(min_length=1)
+    kl_reference_size: int = Field(ge=2)
+    kl_reference_min_words: int = Field(ge=1)
+    kl_top_k: int = Field(ge=1)
     mlm_probability: float = Field(gt=0, lt=1)
     batch_size: int = Field(gt=0)  # pairs per optimizer step, all processes together
     micro_batch_size: int = Field(gt=0)  # pairs per forward pass and process
@@ -44,18 +55,25 @@ class TrainConfig(StageConfig):
     max_steps: int = Field(ge=0)  # 0: epochs decide; else stop after this many steps
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"]
-    warmup_ratio: float = Field(ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant"]  # after the warm-up
+    warmup_steps: int = Field(ge=0)  # linear warm-up from lr/warmup_steps (never 0) to lr
     max_grad_norm: float = Field(gt=0)
     freeze_embeddings: bool  # input (and tied output) embeddings
     dropout: bool  # False: every dropout probability set to 0 (deterministic runs)
     max_length: int = Field(gt=4)
-    seed: int
+    seed: int  # set by dvc.yaml: one of seeds[group of variant]
+    dev_every: int = Field(ge=0)  # dev J and perplexity at step 0, every N steps and at the end; 0: never
+    dev_ppl_n: int = Field(ge=0)  # dev-part QNLI questions scored (0: all)
+    dev_batch_size: int = Field(gt=0)  # pairs or sentences per forward pass of the dev evaluation
+    ppl_dev_share: float = Field(gt=0, lt=1)  # set by dvc.yaml from params/evaluate.yaml (one split)
+    ppl_split_seed: int
+    grad_parts_every: int = Field(ge=0)  # log |grad L_b| and |grad L_r| every N steps (one extra backward)
     checkpoint_every: int = Field(gt=0)
     keep_checkpoints: int = Field(gt=0)
     resume: bool  # resume from the newest complete checkpoint in checkpoint_dir
     fresh_if_unusable: bool  # a corrupt checkpoint: False stops with an error, True starts afresh
     count_flops: bool  # count the FLOPs of each step (torch.utils.flop_counter)
+    save_final: bool  # save the model at the end (false: logs only, for tuning runs)
     accelerate_profile: Literal["cpu", "single-gpu", "multi-gpu"]
     cpu_threads: int = Field(ge=0)  # threads per CPU process; 0: accelerate's choice (physical cores / processes)
     output_dir: str
@@ -68,8 +86,8 @@ class TrainConfig(StageConfig):
     @model_validator(mode="before")
     @classmethod
     def _apply_variant(cls, values: Any) -> Any:
-        """Apply the overrides of ``variants[variant]`` and fill ``{variant}``: done once, when the config
-        loads (applying them again to the resolved values changes nothing)."""
+        """Apply the overrides of ``variants[variant]`` and fill ``{variant}`` and ``{run}``: done once, when
+        the config loads (applying them again to the resolved values changes nothing)."""
         if not isinstance(values, dict) or not isinstance(values.get("variants"), dict):
             return values
         name = values.get("variant")
@@ -78,11 +96,31 @@ class TrainConfig(StageConfig):
         for other, over in values["variants"].items():
             if not isinstance(over, dict):
                 raise ValueError(f"variants.{other}: expected a mapping of overrides")
-            bad = [k for k in over if k not in cls.model_fields or k in ("variant", "variants")]
+            bad = [k for k in over if k not in cls.model_fields or k in ("variant", "variants", "groups", "seeds")]
             if bad:
                 raise ValueError(f"variants.{other}: '{bad[0]}' is not a training parameter")
         values = {**values, **values["variants"][name]}
-        return {k: v.replace("{variant}", name) if isinstance(v, str) else v for k, v in values.items()}
+        run = f"{name}-s{values.get('seed')}"
+        return {k: v.replace("{variant}", name).replace("{run}", run) if isinstance(v, str) else v
+                for k, v in values.items()}
+
+    @model_validator(mode="after")
+    def _groups_cover_variants(self) -> TrainConfig:
+        grouped = [v for vs in self.groups.values() for v in vs]
+        for v in grouped:
+            if v not in self.variants:
+                raise ValueError(f"groups: '{v}' is not a key of 'variants'")
+        for v in self.variants:
+            if grouped.count(v) != 1:
+                raise ValueError(f"groups: variant '{v}' must be in exactly one group (it is in {grouped.count(v)})")
+        if set(self.seeds) != set(self.groups):
+            raise ValueError(f"seeds: one seed list per group ({', '.join(self.groups)}), got {', '.join(self.seeds)}")
+        return self
+
+    @property
+    def run(self) -> str:
+        """The run's name: ``<variant>-s<seed>``."""
+        return f"{self.variant}-s{self.seed}"
 
 
 def launch_command(cfg: TrainConfig, python: str | None = None) -> list[str]:

@@ -1,20 +1,20 @@
 """Stage 03: fine-tune a PLM with L = mean_i L_b(i) + λ·L_r (METHOD.md §5) under Hugging Face Accelerate.
 
     accelerate launch --config_file params/accelerate/cpu.yaml -m fairgender_utils.train \
-        --config results/train/fairgender/config.json
+        --config results/train/fairgender-s0/config.json
 
 The same code runs one CPU process, one GPU or many (DDP); the profile in params/accelerate/ decides.
 ``batch_size`` is the global number of pairs per optimizer step: gradient accumulation makes up the
 difference to ``micro_batch_size`` x processes, so results do not depend on the profile. Checkpoints
 (``accelerator.save_state``) go to ``checkpoint_dir`` every ``checkpoint_every`` steps; a rerun resumes
-from the newest complete one. At the end: model + tokenizer + ``fairgender_source.json`` +
-``training_log.jsonl`` (one line per optimizer step) in ``output_dir``.
+from the newest complete one. At the end: model + tokenizer + ``fairgender_source.json`` (unless
+``save_final`` is off) + ``training_log.jsonl`` (one line per optimizer step: losses, applied learning rate,
+gradient norms) + ``dev_log.jsonl`` (the dev curve, :mod:`fairgender_utils.train.monitor`) in ``output_dir``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from contextlib import nullcontext
@@ -24,89 +24,23 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import get_scheduler
 
-from fairgender_utils.train.checkpoints import fingerprint, save_checkpoint, start_or_resume
 from fairgender_utils.config import ConfigError
-from fairgender_utils.runtime import deterministic
-from fairgender_utils.io import append_jsonl, read_jsonl, write_json
-from fairgender_utils.lm.losses import stable_seed
+from fairgender_utils.io import append_jsonl, write_json
 from fairgender_utils.lm.heads import PositionLogits
 from fairgender_utils.lm.loading import load_model, pad_id
+from fairgender_utils.lm.losses import knn_weights, stable_seed
+from fairgender_utils.lm.slots import encode_pairs
 from fairgender_utils.paths import repo_path
 from fairgender_utils.progress import tqdm
-from fairgender_utils.runtime import matmul_gflops, peak_memory_mib
-from fairgender_utils.lm.slots import encode_pairs
+from fairgender_utils.runtime import deterministic, matmul_gflops, peak_memory_mib
 from fairgender_utils.train.batches import TokenInfo, batch_loss, build_batch
+from fairgender_utils.train.checkpoints import fingerprint, save_checkpoint, start_or_resume
 from fairgender_utils.train.config import TrainConfig, TrainingError
-
-
-class EpochOrder(torch.utils.data.Dataset):
-    """A seeded permutation of the pairs per epoch, cut to whole global batches."""
-
-    def __init__(self, n: int, keep: int, seed: int):
-        self.n, self.keep, self.seed, self.order = n, keep, seed, list(range(n))
-        self.use_epoch(0)
-
-    def use_epoch(self, epoch: int) -> None:  # not "set_epoch": accelerate would call that with its own count
-        g = torch.Generator().manual_seed(stable_seed(self.seed, "order", epoch) % 2**63)
-        self.order = torch.randperm(self.n, generator=g).tolist()
-
-    def __len__(self) -> int:
-        return self.keep
-
-    def __getitem__(self, i: int) -> int:
-        return self.order[i]
-
-
-def _collate(items: list[int]) -> torch.Tensor:
-    return torch.tensor(items, dtype=torch.long)
-
-
-def data_files(cfg: TrainConfig) -> list[Path]:
-    """The stage-02 files a run reads: aligned (+ unaligned) pairs and the neighbour index."""
-    base = repo_path(cfg.causal_dir)
-    return [base / n for n in ("aligned.jsonl", *(["unaligned.jsonl"] if cfg.data == "all" else []),
-                               "neighbours.jsonl")]
-
-
-def load_training_data(cfg: TrainConfig) -> tuple[list[dict], dict[str, list[str]]]:
-    """Pairs of ``data`` (aligned, or aligned + unaligned) and {id: neighbour ids} from ``causal_dir``."""
-    base = repo_path(cfg.causal_dir)
-    files = ["aligned.jsonl"] + (["unaligned.jsonl"] if cfg.data == "all" else [])
-    for name in [*files, "neighbours.jsonl"]:
-        if not (base / name).exists():
-            raise TrainingError(f"{base / name}: not found (run the causal stage first: dvc repro causal)")
-    pairs = [p for name in files for p in read_jsonl(base / name)]
-    if cfg.max_pairs:
-        pairs = pairs[:cfg.max_pairs]
-    if not pairs:
-        raise TrainingError(f"no training pairs in {', '.join(str(base / f) for f in files)}")
-    key = "neighbours" if cfg.data == "aligned" else "neighbours_all"
-    return pairs, {r["id"]: list(r.get(key, [])) for r in read_jsonl(base / "neighbours.jsonl")}
-
-
-def prepare_model(model, cfg: TrainConfig) -> None:
-    """Training mode; optionally no dropout (deterministic) and frozen input embeddings."""
-    model.train()
-    if not cfg.dropout:
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.Dropout):
-                mod.p = 0.0
-            if isinstance(getattr(mod, "attention_dropout", None), float):
-                mod.attention_dropout = 0.0
-    if cfg.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-
-
-def optimizer_for(model, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and normalisation weights (as run_mlm_no_trainer.py)."""
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = ("bias", "norm", "LayerNorm")
-    decay = [p for n, p in params if not any(k in n for k in no_decay)]
-    rest = [p for n, p in params if any(k in n for k in no_decay)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+from fairgender_utils.train.data import EpochOrder, collate, data_files, load_training_data, optimizer_for, prepare_model
+from fairgender_utils.train.monitor import DevMonitor, GradParts
+from fairgender_utils.train.reference import build_reference
+from fairgender_utils.train.schedule import scheduler as lr_scheduler
 
 
 def _check_finite(accelerator: Accelerator, loss: torch.Tensor, step: int, pair_ids: list[str]) -> None:
@@ -134,73 +68,81 @@ def _train(cfg: TrainConfig) -> Path:
                           f"micro_batch_size={cfg.micro_batch_size} x {nproc} process(es)")
     accelerator.gradient_accumulation_steps = accum
     set_seed(cfg.seed)
+    use_bias, use_lm = cfg.bias_loss, cfg.lambda_r > 0
     with accelerator.main_process_first():
         model, tok, family = load_model(cfg.model_path, family=cfg.family or None)
         pairs, nb_ids = load_training_data(cfg)
         slots, failed = encode_pairs(tok, pairs, family, cfg.max_length)
+        dev = DevMonitor(cfg, tok, family) if cfg.dev_every and accelerator.is_main_process else None
+        reference = build_reference(  # the frozen model's predictions: before any training or resume
+            model, tok, family, cfg.data_dir, cfg.kl_reference_tasks, cfg.kl_reference_size,
+            cfg.kl_reference_min_words, cfg.kl_top_k, cfg.max_length, cfg.seed, cfg.mlm_probability,
+            cfg.dev_batch_size) if use_lm and cfg.lm_loss == "kl" else None
     index = {s.id: n for n, s in enumerate(slots)}
     neighbours = [[index[j] for j in nb_ids.get(s.id, []) if j in index] for s in slots]
+    weights = knn_weights(neighbours, cfg.w0) if cfg.knn_mode == "weights" else None
     steps_per_epoch = len(slots) // cfg.batch_size
     if not steps_per_epoch:
         raise TrainingError(f"{len(slots)} usable pairs, fewer than batch_size={cfg.batch_size}")
     total = cfg.epochs * steps_per_epoch
     total = min(cfg.max_steps, total) if cfg.max_steps else total
-    use_bias, use_lm = cfg.bias_loss, cfg.lambda_r > 0
     tinfo = TokenInfo(pad_id(tok), tok.mask_token_id, model.get_output_embeddings().weight.shape[0],
                       frozenset(tok.all_special_ids))
     prepare_model(model, cfg)
     scorer = PositionLogits(model)
-    frozen = None
-    if use_lm and cfg.lm_loss == "kl":
-        frozen = PositionLogits(load_model(cfg.model_path, family=family)[0].to(accelerator.device)).eval()
     optimizer = optimizer_for(model, cfg)
     order = EpochOrder(len(slots), steps_per_epoch * cfg.batch_size, cfg.seed)
     loader = torch.utils.data.DataLoader(order, batch_size=cfg.micro_batch_size, shuffle=False,
-                                         drop_last=True, collate_fn=_collate)
-    # the prepared scheduler steps once per process per optimizer step (as in run_mlm_no_trainer.py)
-    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_training_steps=total * nproc,
-                              num_warmup_steps=math.ceil(cfg.warmup_ratio * total) * nproc)
+                                         drop_last=True, collate_fn=collate)
+    scheduler = lr_scheduler(optimizer, cfg.warmup_steps, total, cfg.lr_scheduler, nproc)
     scorer, optimizer, loader, scheduler = accelerator.prepare(scorer, optimizer, loader, scheduler)
+    parts_of = GradParts([p for p in scorer.parameters() if p.requires_grad], cfg.grad_parts_every,
+                         cfg.lambda_r, use_bias, use_lm)
 
     run = fingerprint(cfg, data_files(cfg))
     step, resumed_from, log_path = start_or_resume(accelerator, cfg, total, run)
+    dev_path = log_path.parent / "dev_log.jsonl"
     peak = [matmul_gflops()] if accelerator.is_main_process else []
+    if dev is not None and step == 0:
+        append_jsonl(dev_path, dev.evaluate(accelerator.unwrap_model(scorer).model, 0))
     accelerator.wait_for_everyone()
 
-    epoch, t_start, first_step = step // steps_per_epoch, time.perf_counter(), step
-    flops_per_token = 0.0  # counted on the first step of this run, then used to estimate the others
-    bar = tqdm(total=total, initial=step, desc=f"train {cfg.variant}", unit="step",
+    epoch, t_start = step // steps_per_epoch, time.perf_counter()
+    flops_per_token: dict[bool, float] = {}  # counted on the first step of each kind (with or without
+    # the extra backward of the gradient parts), then used to estimate the others
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.run}", unit="step",
                disable=not accelerator.is_local_main_process)
     while step < total:
         order.use_epoch(epoch)
         skip = (step - epoch * steps_per_epoch) * accum
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
         sums, t_step, micro = torch.zeros(5), time.perf_counter(), 0
+        measured = parts_of.active(step)
+        counting = cfg.count_flops and measured not in flops_per_token  # the counter slows a step down
+        lr = optimizer.param_groups[0]["lr"]  # the learning rate this step applies
         for idx in batches:
             torch.manual_seed(stable_seed(cfg.seed, step, micro, accelerator.process_index) % 2**63)
             b = build_batch(slots, idx.tolist(), neighbours, family, tinfo, epoch=epoch, seed=cfg.seed,
                             use_bias=use_bias, use_lm=use_lm, neighbour_sample=cfg.neighbour_sample,
-                            w0=cfg.w0, mlm_probability=cfg.mlm_probability,
-                            context_weight=cfg.context_weight)
-            dev = accelerator.device
-            counting = cfg.count_flops and step == first_step  # the counter itself slows a step down
+                            w0=cfg.w0, mlm_probability=cfg.mlm_probability, context_weight=cfg.context_weight,
+                            weights=weights, reference=reference)
+            dev_ = accelerator.device
             counter = FlopCounterMode(display=False) if counting else nullcontext()
             with accelerator.accumulate(scorer), counter:
-                ids, att = b.input_ids.to(dev), b.attention_mask.to(dev)
                 rows, cols, sizes = b.head_positions()
-                logits = torch.split(scorer(ids, att, rows.to(dev), cols.to(dev)), sizes)
-                logp0 = None
-                if frozen is not None:
-                    with torch.no_grad():
-                        lm_rows, lm_cols = rows[len(rows) - sizes[-1]:], cols[len(cols) - sizes[-1]:]
-                        logp0 = torch.log_softmax(frozen(ids, att, lm_rows.to(dev), lm_cols.to(dev)), -1)
+                logits = torch.split(scorer(b.input_ids.to(dev_), b.attention_mask.to(dev_), rows.to(dev_),
+                                            cols.to(dev_)), sizes)
                 parts = batch_loss(logits, b, use_bias=use_bias, use_lm=use_lm, w0=cfg.w0,
-                                   lambda_r=cfg.lambda_r, context_weight=cfg.context_weight,
-                                   logp_frozen=logp0)
+                                   lambda_r=cfg.lambda_r, context_weight=cfg.context_weight, reference=reference)
                 _check_finite(accelerator, parts["loss"], step, b.pair_ids)
+                if measured:
+                    parts_of.add_bias(parts["bias"] / accum)
                 accelerator.backward(parts["loss"])
-                grad_norm = (accelerator.clip_grad_norm_(scorer.parameters(), cfg.max_grad_norm)
-                             if accelerator.sync_gradients else None)
+                grad_norm, norms = None, {}
+                if accelerator.sync_gradients:
+                    norms = parts_of.norms(accelerator, True) if measured else {}  # before clipping
+                    grad_norm = accelerator.clip_grad_norm_(scorer.parameters(), cfg.max_grad_norm)
+                    norms = norms or parts_of.norms(accelerator, False, float(grad_norm))
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
@@ -214,20 +156,25 @@ def _train(cfg: TrainConfig) -> Path:
             tot = accelerator.gather(sums[None].to(accelerator.device)).cpu()
             means, summed = tot[:, :3].mean(0) / micro, tot[:, 3:].sum(0)
             if counting:
-                flops_per_token = float(summed[1] / summed[0])
-            flops = float(summed[1]) if counting else flops_per_token * float(summed[0])
+                flops_per_token[measured] = float(summed[1] / summed[0])
+            flops = float(summed[1]) if counting else flops_per_token.get(measured, 0.0) * float(summed[0])
             rec = {"step": step, "epoch": epoch, "loss": float(means[0]), "bias_loss": float(means[1]),
-                   "lm_loss": float(means[2]), "lr": scheduler.get_last_lr()[0],
-                   "grad_norm": float(grad_norm), "tokens": int(summed[0]), "flops": flops,
+                   "lm_loss": float(means[2]), "lr": lr, "grad_norm": float(grad_norm), **norms,
+                   "grad_parts_measured": measured, "tokens": int(summed[0]), "flops": flops,
                    "flops_counted": counting, "seconds": time.perf_counter() - t_step,
                    "peak_memory_mib": peak_memory_mib()}
             if accelerator.is_main_process:
                 append_jsonl(log_path, rec)
             bar.update(1)
             bar.set_postfix(loss=f"{rec['loss']:.4f}", bias=f"{rec['bias_loss']:.4g}")
-            if step % cfg.checkpoint_every == 0 or step == total:
+            if dev is not None and dev.due(step, total):
+                append_jsonl(dev_path, dev.evaluate(accelerator.unwrap_model(scorer).model, step))
+            if step % cfg.checkpoint_every == 0 or (step == total and cfg.save_final):
                 save_checkpoint(accelerator, cfg, step, run)
             sums, t_step, micro = torch.zeros(5), time.perf_counter(), 0
+            measured = parts_of.active(step)
+            counting = cfg.count_flops and measured not in flops_per_token
+            lr = optimizer.param_groups[0]["lr"]
             if step >= total:
                 break
         epoch += 1
@@ -243,18 +190,25 @@ def _train(cfg: TrainConfig) -> Path:
 
 def _save_final(accelerator: Accelerator, cfg: TrainConfig, scorer, tok, family: str, log_path: Path,
                 facts: dict) -> Path:
-    """unwrap_model + save_pretrained, the tokenizer, the training log and fairgender_source.json."""
+    """unwrap_model + save_pretrained, the tokenizer (unless ``save_final`` is off), the training and dev
+    logs and fairgender_source.json."""
     accelerator.wait_for_everyone()
     out = repo_path(cfg.output_dir)
-    accelerator.unwrap_model(scorer).model.save_pretrained(out, is_main_process=accelerator.is_main_process,
-                                                           save_function=accelerator.save)
+    if cfg.save_final:
+        accelerator.unwrap_model(scorer).model.save_pretrained(
+            out, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
     if accelerator.is_main_process:
-        tok.save_pretrained(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.save_final:
+            tok.save_pretrained(out)
         shutil.copyfile(log_path, out / "training_log.jsonl")
+        dev_log = log_path.parent / "dev_log.jsonl"
+        if dev_log.exists():
+            shutil.copyfile(dev_log, out / "dev_log.jsonl")
         src = repo_path(cfg.model_path) / "fairgender_source.json"
         meta = json.loads(src.read_text()) if src.exists() else {}
-        meta.update({"family": family, "base_model": cfg.model_path, "variant": cfg.variant,
-                     "training": facts})
+        meta.update({"family": family, "base_model": cfg.model_path, "variant": cfg.variant, "run": cfg.run,
+                     "seed": cfg.seed, "training": facts})
         write_json(out / "fairgender_source.json", meta)
     accelerator.wait_for_everyone()
     return out
