@@ -21,7 +21,9 @@ from fairgender_utils.config import read_params
 from fairgender_utils.paths import REPO_ROOT, default_mirror
 from tests import scripted_llm
 
-VARIANTS = list(read_params(REPO_ROOT / "params" / "train.yaml")["variants"])  # the trained variants
+GROUPS = read_params(REPO_ROOT / "params" / "train.yaml")["groups"]  # main and ablation variants
+VARIANTS = [v for group in GROUPS.values() for v in group]  # the trained variants, one seed each here
+RUNS = [f"{v}-s0" for v in VARIANTS]
 
 
 def _copy_project(dst: Path) -> None:
@@ -59,14 +61,16 @@ def pipeline(tmp_path_factory, tiny_model_dirs) -> Path:
           step1_chat_prompt=scripted_llm.STEP1, step2_chat_prompt=scripted_llm.STEP2, step1_prefill=False,
           step2_prefill=False)
     _edit(root, "causal", reference_size=60, reference_loglik_size=20, k_ref=5, batch_size=16, theta_mode="quantile")
-    _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1)
+    _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1,
+          seeds={"main": [0], "ablation": [0]})
     _edit(root, "evaluate", seat_n_samples=1000, seat_exact_max=1000, n_boot=100, glue_tasks=["sst2", "stsb"],
           glue_train_n=40, glue_dev_n=40, profile="quick", full_profile_models=["base"], ppl_n=40)
     _edit(root, "report", n_perm=200, n_boot=200)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "FAIRGENDER_DATA_MIRROR": str(default_mirror()), "HF_HUB_OFFLINE": "1"}
-    stages = ["data", "generate", "causal", *[f"train@{v}" for v in VARIANTS],
-              "evaluate-base", *[f"evaluate@{v}" for v in VARIANTS], "report"]
+    runs = [("" if g == "main" else "-ablation", f"{v}-0") for g, group in GROUPS.items() for v in group]
+    stages = ["data", "generate", "causal", *[f"train{g}@{r}" for g, r in runs],
+              "evaluate-base", *[f"evaluate{g}@{r}" for g, r in runs], "report"]
     try:
         for stage in stages:
             proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "-s", stage], cwd=root, env=env,
@@ -95,17 +99,17 @@ def test_causal_split(pipeline: Path) -> None:
     assert (pipeline / "results" / "causal" / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_trained_models_exist(pipeline: Path, variant: str) -> None:
-    out = pipeline / "models" / "trained" / variant
+@pytest.mark.parametrize("run", RUNS)
+def test_trained_models_exist(pipeline: Path, run: str) -> None:
+    out = pipeline / "models" / "trained" / run
     assert (out / "config.json").exists() and (out / "fairgender_source.json").exists()
     log = [json.loads(x) for x in (out / "training_log.jsonl").read_text().splitlines()]
     assert log and all(r["loss"] == r["loss"] for r in log if "loss" in r)  # no NaN
 
 
-@pytest.mark.parametrize("variant", ["base", *VARIANTS])
-def test_evaluation_metrics_in_range(pipeline: Path, variant: str) -> None:
-    m = _metrics(pipeline, f"evaluate/{variant}")
+@pytest.mark.parametrize("run", ["base", *RUNS])
+def test_evaluation_metrics_in_range(pipeline: Path, run: str) -> None:
+    m = _metrics(pipeline, f"evaluate/{run}")
     assert 0 <= m["crows_pairs"]["gender"]["score"] <= 100 and m["crows_pairs"]["gender"]["n"] == 262
     ss = m["stereoset"]["gender"]
     assert 0 <= ss["ss"] <= 100 and 0 <= ss["lms"] <= 100 and ss["n"] == 255

@@ -34,9 +34,9 @@ INPUT_KEYS: dict[str, tuple[str, str]] = {
     "train pairs": ("generate", "pairs_split.train"),
     "dev pairs": ("generate", "pairs_split.dev"),
     "test pairs": ("generate", "pairs_split.test"),
-    "train X^C": ("causal", "split.train.aligned"),
-    "train X^NC": ("causal", "split.train.unaligned"),
-    "controls AUC": ("causal", "controls_auc"),
+    "train X^C": ("causal", "aligned"),
+    "train X^NC": ("causal", "unaligned"),
+    "controls AUC": ("causal", "auc_real_vs_all_controls"),
 }
 
 # What the report shows of each training run (results/train/<run>/metrics.json); absent keys stay empty.
