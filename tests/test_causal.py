@@ -217,7 +217,7 @@ def test_shuffled_controls_keep_words_and_share_one_permutation() -> None:
 
 def test_replaced_controls_and_their_words(data_dir) -> None:
     assert corrupt.replace_word("Nurse Amy met the nurse.", "nurse", "table") == "Table Amy met the nurse."
-    words = corrupt.control_words("data/raw/gender_word_lists/auto_debias/wiki_words_5000.txt", str(data_dir),
+    words = corrupt.control_words(str(data_dir / "gender_word_lists" / "auto_debias" / "wiki_words_5000.txt"), str(data_dir),
                                   exclude=["season"])
     gendered = {"he", "she", "his", "her", "man", "woman", "king", "queen", "mother", "father"}
     assert not gendered & set(words) and "season" not in words and "nurse" not in words

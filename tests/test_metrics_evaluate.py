@@ -31,8 +31,13 @@ matplotlib.use("Agg")
     ({"n_boot": 10}, "n_boot"),
     ({"colour": 1}, "unknown key"),
 ])
-def test_bad_params_are_clear_errors(change, message, data_dir):
-    values = stage_params("evaluate", **{"data_dir": str(data_dir), "model": "a-hub/model-id", **change})
+def test_bad_params_are_clear_errors(change, message, data_dir, tmp_path):
+    from fairgender_utils.io import write_jsonl
+    from tests import fixture_pairs
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", fixture_pairs.pairs()) or tmp_path / "pairs.jsonl"
+    values = stage_params("evaluate", **{"data_dir": str(data_dir), "model": "a-hub/model-id",
+                                         "pairs_path": str(pairs), **change})
     with pytest.raises(ConfigError, match=message):
         EvaluateConfig.from_params(values, "params/evaluate.yaml")
 
