@@ -73,7 +73,7 @@ def opinionated(tiny_model_dirs, tmp_path_factory) -> dict[str, tuple[Path, Path
 
 def test_params_variants_resolve() -> None:
     cfg = stage_config("train")
-    assert set(cfg.variants) == {"cda", "fairgender", "no_filter", "no_knn", "no_screen"}
+    assert set(cfg.variants) == {"cda", "fairgender", "no_filter", "no_knn", "no_screen", "autodebias"}
     runs = {v: stage_config("train", variant=v) for v in cfg.variants}
     assert (runs["cda"].data, runs["cda"].bias_loss) == ("all", False)
     fg = runs["fairgender"]

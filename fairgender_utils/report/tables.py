@@ -25,6 +25,7 @@ from fairgender_utils.paths import repo_path
 ABLATIONS = pd.DataFrame([
     ("base", "none", "the original model"),
     ("cda", "all valid pairs, both versions", "L_r only (counterfactual data augmentation)"),
+    ("autodebias", "attribute pairs × searched prompts", "slot JSD + 0.1·(1 − cos) of pooled embeddings"),
     ("fairgender", "X^C (causally aligned)", "L_b + λ·L_r"),
     ("no_filter", "X^C ∪ X^NC", "L_b + λ·L_r"),
     ("no_knn", "X^C", "L_b with W0 = 1 (no neighbour term) + λ·L_r"),

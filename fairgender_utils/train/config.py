@@ -28,6 +28,10 @@ class TrainConfig(StageConfig):
     variants: dict[str, dict[str, Any]] = Field(min_length=1)  # name -> overrides of the keys below
     model_path: ModelPath  # set by dvc.yaml: params/models.yaml study_model
     family: Literal["", "masked", "causal"]  # "": read from the model folder's fairgender_source.json
+    objective: Literal["fairgender", "autodebias"]  # autodebias: slot JSD, attribute pairs x prompts (autodebias.py)
+    prompts_path: str  # autodebias: the prompts stage's prompts.jsonl
+    data_dir: str  # autodebias: the word lists (attribute pairs) through fairgender_utils.loaders
+    cos_weight: float = Field(ge=0)  # autodebias: weight of 1 - cos of the two probes' pooled embeddings
     causal_dir: InputPath  # aligned.jsonl, unaligned.jsonl, neighbours.jsonl of stage 02
     data: Literal["aligned", "all"]  # X^C, or X^C ∪ X^NC
     max_pairs: int = Field(ge=0)  # 0: every pair; else the first N (file order)
@@ -83,6 +87,13 @@ class TrainConfig(StageConfig):
                 raise ValueError(f"variants.{other}: '{bad[0]}' is not a training parameter")
         values = {**values, **values["variants"][name]}
         return {k: v.replace("{variant}", name) if isinstance(v, str) else v for k, v in values.items()}
+
+    @model_validator(mode="after")
+    def _autodebias_loss(self) -> TrainConfig:
+        if self.objective == "autodebias" and (not self.bias_loss or self.w0 != 1.0 or self.lambda_r != 0.0):
+            raise ValueError("objective: autodebias is the slot JSD alone (bias_loss true, w0 1.0, lambda_r 0.0) "
+                             "plus cos_weight x (1 - cos)")
+        return self
 
 
 def launch_command(cfg: TrainConfig, python: str | None = None) -> list[str]:

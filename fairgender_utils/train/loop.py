@@ -37,6 +37,7 @@ from fairgender_utils.paths import repo_path
 from fairgender_utils.progress import tqdm
 from fairgender_utils.runtime import matmul_gflops, peak_memory_mib
 from fairgender_utils.lm.slots import encode_pairs
+from fairgender_utils.train import autodebias
 from fairgender_utils.train.batches import TokenInfo, batch_loss, build_batch
 from fairgender_utils.train.config import TrainConfig, TrainingError
 
@@ -65,6 +66,8 @@ def _collate(items: list[int]) -> torch.Tensor:
 
 def data_files(cfg: TrainConfig) -> list[Path]:
     """The stage-02 files a run reads: aligned (+ unaligned) pairs and the neighbour index."""
+    if cfg.objective == "autodebias":
+        return autodebias.data_files(cfg)
     base = repo_path(cfg.causal_dir)
     return [base / n for n in ("aligned.jsonl", *(["unaligned.jsonl"] if cfg.data == "all" else []),
                                "neighbours.jsonl")]
@@ -136,8 +139,11 @@ def _train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     with accelerator.main_process_first():
         model, tok, family = load_model(cfg.model_path, family=cfg.family or None)
-        pairs, nb_ids = load_training_data(cfg)
-        slots, failed = encode_pairs(tok, pairs, family, cfg.max_length)
+        if ad := cfg.objective == "autodebias":  # attribute pairs x searched prompts (train/autodebias.py)
+            (slots, failed), nb_ids = autodebias.load_examples(cfg, tok, family), {}
+        else:
+            pairs, nb_ids = load_training_data(cfg)
+            slots, failed = encode_pairs(tok, pairs, family, cfg.max_length)
     index = {s.id: n for n, s in enumerate(slots)}
     neighbours = [[index[j] for j in nb_ids.get(s.id, []) if j in index] for s in slots]
     steps_per_epoch = len(slots) // cfg.batch_size
@@ -149,7 +155,7 @@ def _train(cfg: TrainConfig) -> Path:
     tinfo = TokenInfo(pad_id(tok), tok.mask_token_id, model.get_output_embeddings().weight.shape[0],
                       frozenset(tok.all_special_ids))
     prepare_model(model, cfg)
-    scorer = PositionLogits(model)
+    scorer = (autodebias.SlotAndPooled if ad else PositionLogits)(model)
     frozen = None
     if use_lm and cfg.lm_loss == "kl":
         frozen = PositionLogits(load_model(cfg.model_path, family=family)[0].to(accelerator.device)).eval()
@@ -188,7 +194,8 @@ def _train(cfg: TrainConfig) -> Path:
             with accelerator.accumulate(scorer), counter:
                 ids, att = b.input_ids.to(dev), b.attention_mask.to(dev)
                 rows, cols, sizes = b.head_positions()
-                logits = torch.split(scorer(ids, att, rows.to(dev), cols.to(dev)), sizes)
+                out = scorer(ids, att, rows.to(dev), cols.to(dev))
+                logits = torch.split(out[0] if ad else out, sizes)
                 logp0 = None
                 if frozen is not None:
                     with torch.no_grad():
@@ -197,6 +204,8 @@ def _train(cfg: TrainConfig) -> Path:
                 parts = batch_loss(logits, b, use_bias=use_bias, use_lm=use_lm, w0=cfg.w0,
                                    lambda_r=cfg.lambda_r, context_weight=cfg.context_weight,
                                    logp_frozen=logp0)
+                if ad:  # + cos_weight x (1 - cos) of the pooled embeddings of each example's two probes
+                    parts = autodebias.add_embedding_term(parts, out[1], b.sides, cfg.cos_weight)
                 _check_finite(accelerator, parts["loss"], step, b.pair_ids)
                 accelerator.backward(parts["loss"])
                 grad_norm = (accelerator.clip_grad_norm_(scorer.parameters(), cfg.max_grad_norm)
