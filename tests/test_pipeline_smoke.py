@@ -1,4 +1,5 @@
-"""The whole DAG on tiny models and tiny data: data -> generate -> causal -> train@* -> evaluate@* -> report.
+"""The whole DAG on tiny models and tiny data: data -> generate -> causal, prompts -> train@* -> evaluate@*
+-> report.
 
 A copy of the project runs every stage with ``dvc repro -s`` (the models stage converts GGUF files and is
 covered by its own tests; here tiny models stand in its outputs). Generation talks through the real
@@ -61,6 +62,7 @@ def pipeline(tmp_path_factory, tiny_model_dirs) -> Path:
           step1_chat_prompt=scripted_llm.STEP1, step2_chat_prompt=scripted_llm.STEP2, step1_prefill=False,
           step2_prefill=False)
     _edit(root, "causal", reference_size=60, reference_loglik_size=20, k_ref=5, batch_size=16, theta_mode="quantile")
+    _edit(root, "prompts", vocab_size=12, prompt_length=2, beam=2, batch_size=64)
     _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1,
           seeds={"main": [0], "ablation": [0]})
     _edit(root, "evaluate", seat_n_samples=1000, seat_exact_max=1000, n_boot=100, glue_tasks=["sst2", "stsb"],
@@ -69,7 +71,7 @@ def pipeline(tmp_path_factory, tiny_model_dirs) -> Path:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "FAIRGENDER_DATA_MIRROR": str(default_mirror()), "HF_HUB_OFFLINE": "1"}
     runs = [("" if g == "main" else "-ablation", f"{v}-0") for g, group in GROUPS.items() for v in group]
-    stages = ["data", "generate", "causal", *[f"train{g}@{r}" for g, r in runs],
+    stages = ["data", "generate", "causal", "prompts", *[f"train{g}@{r}" for g, r in runs],
               "evaluate-base", *[f"evaluate{g}@{r}" for g, r in runs], "report"]
     try:
         for stage in stages:
@@ -115,6 +117,13 @@ def test_evaluation_metrics_in_range(pipeline: Path, run: str) -> None:
     assert 0 <= ss["ss"] <= 100 and 0 <= ss["lms"] <= 100 and ss["n"] == 255
     assert 0 <= ss["icat"] <= 100 and abs(ss["icat"] - ss["lms"] * min(ss["ss"], 100 - ss["ss"]) / 50) < 1e-6
     assert m["seat"]["n_tests"] == 6 and m["seat"]["mean_abs_d"] >= 0
+
+
+def test_prompt_search(pipeline: Path) -> None:
+    m = _metrics(pipeline, "prompts")
+    found = [json.loads(x) for x in (pipeline / "data" / "prompts" / "prompts.jsonl").read_text().splitlines()]
+    assert m["prompts"] == len(found) == 4 and [s["candidates"] for s in m["steps"]] == [12, 24]
+    assert all(r["jsd"] > 0 for r in found) and len(found[-1]["prompt"].split()) == 2
 
 
 def test_report(pipeline: Path) -> None:

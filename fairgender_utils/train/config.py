@@ -32,9 +32,12 @@ class TrainConfig(StageConfig):
     seeds: dict[str, list[int]] = Field(min_length=1)  # group -> the training seeds of its variants
     model_path: ModelPath  # set by dvc.yaml: params/models.yaml study_model
     family: Literal["", "masked", "causal"]  # "": read from the model folder's fairgender_source.json
+    objective: Literal["fairgender", "autodebias"]  # autodebias: slot JSD, attribute pairs x prompts (autodebias.py)
+    prompts_path: str  # autodebias: the prompts stage's prompts.jsonl
+    cos_weight: float = Field(ge=0)  # autodebias: weight of 1 - cos of the two probes' pooled embeddings
     causal_dir: InputPath  # aligned.jsonl, unaligned.jsonl, neighbours.jsonl of stage 02 (split train read)
     pairs_path: InputPath  # the generated pairs: the dev split is scored for the dev curve
-    data_dir: InputPath  # GLUE: QNLI dev questions (dev perplexity), train sets (KL reference sentences)
+    data_dir: InputPath  # GLUE: QNLI dev questions (dev perplexity), train sets (KL reference); autodebias: word lists
     data: Literal["aligned", "all"]  # X^C, or X^C ∪ X^NC
     max_pairs: int = Field(ge=0)  # 0: every pair; else the first N (file order)
     bias_loss: bool  # False: L_r only (cda)
@@ -121,6 +124,13 @@ class TrainConfig(StageConfig):
     def run(self) -> str:
         """The run's name: ``<variant>-s<seed>``."""
         return f"{self.variant}-s{self.seed}"
+
+    @model_validator(mode="after")
+    def _autodebias_loss(self) -> TrainConfig:
+        if self.objective == "autodebias" and (not self.bias_loss or self.w0 != 1.0 or self.lambda_r != 0.0):
+            raise ValueError("objective: autodebias is the slot JSD alone (bias_loss true, w0 1.0, lambda_r 0.0) "
+                             "plus cos_weight x (1 - cos)")
+        return self
 
 
 def launch_command(cfg: TrainConfig, python: str | None = None) -> list[str]:

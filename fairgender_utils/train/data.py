@@ -38,7 +38,11 @@ def collate(items: list[int]) -> torch.Tensor:
 
 
 def data_files(cfg: TrainConfig) -> list[Path]:
-    """The stage-02 files a run reads: aligned (+ unaligned) pairs and the neighbour index."""
+    """The files a run reads: aligned (+ unaligned) pairs and the neighbour index of stage 02; the autodebias
+    objective's prompts and word lists."""
+    if cfg.objective == "autodebias":
+        from fairgender_utils.train import autodebias
+        return autodebias.data_files(cfg)
     base = repo_path(cfg.causal_dir)
     return [base / n for n in ("aligned.jsonl", *(["unaligned.jsonl"] if cfg.data == "all" else []),
                                "neighbours.jsonl")]

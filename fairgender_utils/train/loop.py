@@ -34,6 +34,7 @@ from fairgender_utils.lm.slots import encode_pairs
 from fairgender_utils.paths import repo_path
 from fairgender_utils.progress import tqdm
 from fairgender_utils.runtime import deterministic, matmul_gflops, peak_memory_mib
+from fairgender_utils.train import autodebias
 from fairgender_utils.train.batches import TokenInfo, batch_loss, build_batch
 from fairgender_utils.train.checkpoints import fingerprint, save_checkpoint, start_or_resume
 from fairgender_utils.train.config import TrainConfig, TrainingError
@@ -71,9 +72,12 @@ def _train(cfg: TrainConfig) -> Path:
     use_bias, use_lm = cfg.bias_loss, cfg.lambda_r > 0
     with accelerator.main_process_first():
         model, tok, family = load_model(cfg.model_path, family=cfg.family or None)
-        pairs, nb_ids = load_training_data(cfg)
-        slots, failed = encode_pairs(tok, pairs, family, cfg.max_length)
         dev = DevMonitor(cfg, tok, family) if cfg.dev_every and accelerator.is_main_process else None
+        if ad := cfg.objective == "autodebias":  # attribute pairs x searched prompts (train/autodebias.py)
+            (slots, failed), nb_ids = autodebias.load_examples(cfg, tok, family), {}
+        else:
+            pairs, nb_ids = load_training_data(cfg)
+            slots, failed = encode_pairs(tok, pairs, family, cfg.max_length)
         reference = build_reference(  # the frozen model's predictions: before any training or resume
             model, tok, family, cfg.data_dir, cfg.kl_reference_tasks, cfg.kl_reference_size,
             cfg.kl_reference_min_words, cfg.kl_top_k, cfg.max_length, cfg.seed, cfg.mlm_probability,
@@ -89,7 +93,7 @@ def _train(cfg: TrainConfig) -> Path:
     tinfo = TokenInfo(pad_id(tok), tok.mask_token_id, model.get_output_embeddings().weight.shape[0],
                       frozenset(tok.all_special_ids))
     prepare_model(model, cfg)
-    scorer = PositionLogits(model)
+    scorer = (autodebias.SlotAndPooled if ad else PositionLogits)(model)
     optimizer = optimizer_for(model, cfg)
     order = EpochOrder(len(slots), steps_per_epoch * cfg.batch_size, cfg.seed)
     loader = torch.utils.data.DataLoader(order, batch_size=cfg.micro_batch_size, shuffle=False,
@@ -130,10 +134,12 @@ def _train(cfg: TrainConfig) -> Path:
             counter = FlopCounterMode(display=False) if counting else nullcontext()
             with accelerator.accumulate(scorer), counter:
                 rows, cols, sizes = b.head_positions()
-                logits = torch.split(scorer(b.input_ids.to(dev_), b.attention_mask.to(dev_), rows.to(dev_),
-                                            cols.to(dev_)), sizes)
+                out = scorer(b.input_ids.to(dev_), b.attention_mask.to(dev_), rows.to(dev_), cols.to(dev_))
+                logits = torch.split(out[0] if ad else out, sizes)
                 parts = batch_loss(logits, b, use_bias=use_bias, use_lm=use_lm, w0=cfg.w0,
                                    lambda_r=cfg.lambda_r, context_weight=cfg.context_weight, reference=reference)
+                if ad:  # + cos_weight x (1 - cos) of the pooled embeddings of each example's two probes
+                    parts = autodebias.add_embedding_term(parts, out[1], b.sides, cfg.cos_weight)
                 _check_finite(accelerator, parts["loss"], step, b.pair_ids)
                 if measured:
                     parts_of.add_bias(parts["bias"] / accum)
