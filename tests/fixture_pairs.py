@@ -47,6 +47,13 @@ TEMPLATES = (
     ("The nurse said the {g} is very caring.", "husband", "wife", "nurse", False),
     ("The doctor said the {g} is bad and weak.", "man", "woman", "doctor", True),
 )
+# split of each fixture target word (by target word, as the generate stage assigns them)
+SPLITS = {"nurse": "train", "doctor": "train", "teacher": "train", "engineer": "train", "pilot": "dev",
+          "secretary": "test"}
+
+# split of each fixture target word (by target word, as the generate stage assigns them)
+SPLITS = {"nurse": "train", "doctor": "train", "teacher": "train", "engineer": "train", "pilot": "dev",
+          "secretary": "test"}
 
 # split of each fixture target word (by target word, as the generate stage assigns them)
 SPLITS = {"nurse": "train", "doctor": "train", "teacher": "train", "engineer": "train", "pilot": "dev",
@@ -88,25 +95,31 @@ def opinionated(model_dir: Path, out: Path, init_range: float = 0.2, seed: int =
 
 
 def build_causal_dir(model_dir: Path, out: Path, sim_min: float = 0.0, theta: float = 0.2) -> Path:
-    """Run stage 02's functions on the fixture pairs (reference corpus: the tiny models' corpus) into ``out``;
-    return the folder that holds aligned.jsonl, unaligned.jsonl and neighbours.jsonl."""
+    """Run stage 02's functions on the fixture pairs (reference corpus: the tiny models' corpus; θ the
+    ``theta``-quantile of the train pool's a, ``sim_min`` an absolute cosine) into ``out``; return the
+    folder that holds aligned.jsonl, unaligned.jsonl, neighbours.jsonl and the rest of the stage's data."""
     from fairgender_utils.causal import alignment as causal
+    from fairgender_utils.causal import scores, tables, views
     from fairgender_utils.io import write_jsonl
     from fairgender_utils.lm.loading import load_model
     from tests import tiny_models
+    from tests.params import stage_config
 
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "pairs.jsonl", pairs())
     d = out / "causal"
-    from tests.params import stage_config
-
     cfg = stage_config(
-        "causal", pairs_path=str(out / "pairs.jsonl"), data_dir=str(out), model_path=str(model_dir), sim_min=sim_min,
-        theta=theta, aligned_path=str(d / "aligned.jsonl"), unaligned_path=str(d / "unaligned.jsonl"),
-        neighbours_path=str(d / "neighbours.jsonl"), effects_path=str(d / "effects.csv"),
-        unscreened_dir=str(d / "unscreened"))
+        "causal", pairs_path=str(out / "pairs.jsonl"), data_dir=str(out), model_path=str(model_dir),
+        theta_mode="quantile", theta=theta, sim_min_mode="absolute", sim_min=sim_min,
+        aligned_path=str(d / "aligned.jsonl"), unaligned_path=str(d / "unaligned.jsonl"),
+        neighbours_path=str(d / "neighbours.jsonl"), dev_path=str(d / "dev.jsonl"),
+        effects_path=str(d / "effects.csv"), embeddings_path=str(d / "pair_embeddings.safetensors"),
+        index_path=str(d / "index.json"), unscreened_dir=str(d / "unscreened"))
     model, tok, family = load_model(model_dir)
-    ref_emb = causal.embed(model, tok, tiny_models.corpus(80), 16, 64)
-    table, pair_emb, _ = causal.score_pairs(model, tok, family, pairs(), ref_emb, cfg)
-    causal.write_outputs(cfg, pairs(), table, pair_emb)
+    ref = scores.build_reference(model, tok, family, tiny_models.corpus(80), 40, 16, 64)
+    train_dev, _ = causal.load_pairs(cfg.pairs_path)
+    table, pair_emb, _, _ = tables.score_pairs(model, tok, family, train_dev, ref, cfg)
+    pool = views.train_pool(table, cfg.screen_toxic)
+    thr = causal.threshold(table["alignment"].to_numpy()[pool], "quantile", theta)
+    views.write_outputs(cfg, table, pair_emb, thr, sim_min)
     return d

@@ -3,7 +3,9 @@
 It answers ``/v1/completions`` and ``/v1/chat/completions`` deterministically: a prompt whose last line is
 ``WORDS <attribute> | <target>`` gets a sentence using both words; ``SWAP <sentence> | a -> b, c -> d``
 gets the sentence with those words swapped. It stands in for an LLM so that the whole pipeline runs on
-tiny models in seconds; the generation stage talks to it through the real openai client over HTTP.
+tiny models in seconds; the generation stage talks to it through the real openai client over HTTP. A
+request with ``stream`` gets the reply as server-sent events (:func:`send_sse`, also used by the tests'
+other fake endpoints).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STEP1 = "WORDS {attribute} | {target}"
@@ -29,6 +32,43 @@ def answer(prompt: str) -> str:
         swaps = dict(tuple(w.strip() for w in pair.split("->")) for pair in mapping.split(",") if "->" in pair)
         return " " + re.sub(r"[A-Za-z]+", lambda m: swaps.get(m.group(0), m.group(0)), sentence.strip())
     return " ?"
+
+
+def pieces(text: str) -> list[str]:
+    """The reply cut like a tokenizer's stream: each word with its leading space, a newline on its own."""
+    return re.findall(r"\n|[^\S\n]*[^\s]+|[^\S\n]+", text)
+
+
+def send_sse(handler: BaseHTTPRequestHandler, body: dict, text: str, chat: bool, delay_s: float = 0.0) -> int:
+    """Stream ``text`` as OpenAI server-sent events (one chunk per piece, then a finish chunk and
+    ``[DONE]``), ``delay_s`` apart; return how many pieces were sent before the client hung up."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.end_headers()
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(piece: str | None, finish: str | None) -> bytes:
+        choice = ({"index": 0, "delta": {"content": piece} if piece is not None else {}, "finish_reason": finish}
+                  if chat else {"index": 0, "text": piece or "", "finish_reason": finish, "logprobs": None})
+        obj = {"id": "x", "object": kind, "created": 0, "model": body["model"], "choices": [choice]}
+        return f"data: {json.dumps(obj)}\n\n".encode()
+
+    sent = 0
+    try:
+        if chat:  # a chat stream opens with the role alone, as OpenAI's and transformers' servers send it
+            role = {"id": "x", "object": kind, "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+            handler.wfile.write(f"data: {json.dumps(role)}\n\n".encode())
+        for piece in pieces(text):
+            handler.wfile.write(chunk(piece, None))
+            handler.wfile.flush()
+            sent += 1
+            time.sleep(delay_s)
+        handler.wfile.write(chunk(None, "stop") + b"data: [DONE]\n\n")
+        handler.wfile.flush()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return sent
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -52,7 +92,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
-        if self.path.endswith("/chat/completions"):
+        chat = self.path.endswith("/chat/completions")
+        if req.get("stream") and self.path.endswith("/completions"):
+            prompt = req["messages"][-1]["content"] if chat else req["prompt"]
+            text = answer(prompt).strip() if chat else answer(prompt)
+            send_sse(self, req, text + "\n", chat)
+        elif chat:
             text = answer(req["messages"][-1]["content"]).strip()
             self._send({"id": "x", "object": "chat.completion", "created": 0, "model": req["model"], "usage": usage,
                         "choices": [{"index": 0, "finish_reason": "stop",

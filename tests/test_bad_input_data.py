@@ -187,16 +187,16 @@ def _word_lists(tmp_path: Path, bias_bench: str = '{"gender": [["actor", "actres
 def test_word_lists_bad_bias_bench_file(tmp_path, bias_bench, problem):
     _word_lists(tmp_path, bias_bench)
     with pytest.raises(DataFormatError, match=f"bias_attribute_words.json:? ?{problem}"):
-        loaders.load_gender_words(tmp_path)
+        loaders.load_gender_words(tmp_path, curation=None)
 
 
 def test_word_lists_blank_lines_and_bad_bytes(tmp_path):
     _word_lists(tmp_path)
-    words = loaders.load_gender_words(tmp_path)
+    words = loaders.load_gender_words(tmp_path, curation=None)
     assert words.pairs == (("he", "she"), ("king", "queen")) and words.targets == ("nurse",)
     _word_lists(tmp_path, male=b"he\nk\xffing\n")
     with pytest.raises(DataFormatError, match="male.txt:2: not utf-8 text"):
-        loaders.load_gender_words(tmp_path)
+        loaders.load_gender_words(tmp_path, curation=None)
 
 
 # ---------------------------------------------------------------- the data manifest

@@ -82,7 +82,8 @@ def config(**overrides) -> gen.GenerateConfig:
                   step2_completion_prompt="S2|{sentence}|{mapping}",
                   step1_chat_prompt="S1|{attribute}|{target}", step2_chat_prompt="S2|{sentence}|{mapping}",
                   n_cells=4, throughput_cells=0, compare_cells=1, max_retries=2, backoff_s=0.01,
-                  read_timeout_s=5.0, connect_timeout_s=2.0)
+                  read_timeout_s=5.0, connect_timeout_s=2.0, stream=False, step1_prefill=False,
+                  step2_prefill=False)
     values.update(overrides)
     return gen.GenerateConfig.from_params(values, "params/generate.yaml", check_paths=False)
 
@@ -92,11 +93,11 @@ def run(url: str, cfg: gen.GenerateConfig, cells, journal: Journal, concurrency:
                         concurrency, phase)
 
 
-def ask(url: str, api: str = "completions", retries: int = 2, **client):
+def ask(url: str, api: str = "completions", retries: int = 2, stream: bool = False, **client):
     prompt = "S1|he|doctor" if api == "completions" else [{"role": "user", "content": "S1|he|doctor"}]
     ep = Endpoint(url, "m", api)  # type: ignore[arg-type]
     return complete(make_client(url, client.get("read", 5.0), connect_timeout_s=client.get("connect", 2.0)),
-                    ep, prompt, {}, max_retries=retries, backoff_s=0.01)
+                    ep, prompt, {}, max_retries=retries, backoff_s=0.01, stream=stream)
 
 
 # ---------------------------------------------------------------- malformed replies
@@ -137,6 +138,29 @@ def test_malformed_reply_is_retried_then_one_error_naming_url_and_reply(name):
 def test_malformed_chat_reply(body):
     with Scripted([(200, JSON, body)] * 2) as llm, pytest.raises(MalformedResponse, match="message.content"):
         ask(llm.url, "chat", retries=1)
+
+
+SSE = "text/event-stream"
+
+
+@pytest.mark.parametrize("body, what", [
+    (b'data: {"error": {"message": "model overloaded"}}\n\n', "model overloaded"),
+    (b"data: {not json\n\n", "JSONDecodeError"),
+    (b'data: {"id": "x", "choices": [{"index": 0, "text": 5, "finish_reason": null}]}\n\n', "not a string"),
+])
+def test_a_malformed_stream_is_retried_then_one_error(body, what):
+    with Scripted([(200, SSE, body)] * 3) as llm, pytest.raises(MalformedResponse) as err:
+        ask(llm.url, retries=2, stream=True)
+    assert len(llm.requests) == 3 and re.search(what, str(err.value)), str(err.value)
+    assert str(err.value).startswith(f"{llm.url}: no usable answer after 3 attempts")
+
+
+def test_a_stream_cut_short_is_retried_and_then_an_answer():
+    cut = b'data: {"id": "x", "choices": [{"index": 0, "text": " The he", "finish_reason": null}]}\n\n'
+    with Scripted([(200, SSE, cut)]) as llm:
+        rec = ask(llm.url, retries=2, stream=True)
+    # a stream that ends without [DONE] and without a newline is a (short) answer, taken as it came
+    assert rec["raw"] == " The he" and rec["attempts"] == 1 and len(llm.requests) == 1
 
 
 def test_a_malformed_reply_then_a_good_one_is_an_answer():
@@ -315,7 +339,7 @@ def test_credentials_never_reach_a_written_file_a_log_or_an_error(tmp_path, monk
     pairs, rejects = res.assemble(cfg, "gemma-3-270m", cells, journal, SWAP)
     write_jsonl(out / "pairs.jsonl", pairs)
     write_jsonl(out / "rejects.jsonl", rejects)
-    write_json(out / "provenance.json", res.provenance(cfg, "gemma-3-270m", cells, journal, pairs, rejects))
+    write_json(out / "provenance.json", res.provenance(cfg, "gemma-3-270m", journal, pairs, rejects))
     cfg.write(out / "config.json")
     # the credentials still reach the endpoint: basic auth and the query parameter
     assert sent and all(r["auth"] == "Basic " + base64.b64encode(f"fairuser:{secret}".encode()).decode()
@@ -341,7 +365,8 @@ def test_provenance_hides_credentials_journalled_by_an_older_version(tmp_path):
     leaky = "http://me:hunter22@host:8000/v1"
     old = [{**json.loads(ln), "base_url": leaky} for ln in path.read_text().splitlines()]
     write_jsonl(path, old)
-    prov = res.provenance(cfg, "gemma-3-270m", cells, Journal(path), [], [])
+    pairs, rejects = res.assemble(cfg, "gemma-3-270m", cells, Journal(path), SWAP)
+    prov = res.provenance(cfg, "gemma-3-270m", Journal(path), pairs, rejects)
     assert prov["endpoints"] == ["http://host:8000/v1"]
 
 

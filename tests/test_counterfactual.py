@@ -201,3 +201,108 @@ def test_real_word_lists(data_dir):
         s_m = f"The {m} is a doctor."
         assert cf.swap_gender(s_m, "f", m, f, "doctor", swap) == f"The {f} is a doctor."
         assert cf.validate_pair(s_m, f"The {f} is a doctor.", "m", m, f, "doctor", swap).ok
+
+
+# ---------------------------------------------------------------- her: object ("him") or determiner ("his")
+
+HER_OBJECT = [
+    "I saw her yesterday.", "He made her happy.", "We told her about the job.", "They gave her a book.",
+    "I will call her tomorrow.", "The doctor asked her to wait.", "Let her go.", "I met her at the station.",
+    "Everyone likes her.", "He told her that the nurse was late.", "We visited her quickly.",
+    "They kept her busy.", "The teacher thanked her again.", "Nobody saw her there.",
+    "The nurse helped her, and then left.", "The news made her laugh.", "The pilot found her attractive.",
+]
+HER_POSSESSIVE = [
+    "She gave her book to the doctor.", "Her mother is a nurse.", "I borrowed her car.", "Her new job is hard.",
+    "She loves her family.", "I saw her book on the table.", "She lives in her own house.",
+    "We admired her lovely garden.", "That is her best friend.", "She lost her keys.",
+    "Her early work was famous.", "He read her last letter.", "The pilot found her keys in the car.",
+    "She kept her promise.", "She made her decision.",
+]
+
+
+@pytest.mark.parametrize("text", HER_OBJECT)
+def test_her_as_an_object_becomes_him(text):
+    import re
+
+    assert cf.swap_gender(text, "m", "father", "mother", "doctor", SWAP) == re.sub(r"\bher\b", "him", text)
+
+
+@pytest.mark.parametrize("text", HER_POSSESSIVE)
+def test_her_as_a_determiner_becomes_his(text):
+    out = cf.swap_gender(text, "m", "father", "mother", "doctor", SWAP)
+    assert {"him", "Him"}.isdisjoint(cf.tokens(out)) and ("his" in cf.tokens(out) or "His" in cf.tokens(out))
+
+
+def test_her_rule_on_the_issue_examples_and_in_the_llm_mapping():
+    for text, expected in [("I saw her yesterday.", "I saw him yesterday."), ("He made her happy.", "He made him happy."),
+                           ("Her book is on her desk.", "His book is on his desk.")]:
+        assert cf.swap_gender(text, "m", "father", "mother", "doctor", SWAP) == expected
+    mapping = cf.gender_mapping("She saw her mother and thanked her.", "m", "father", "mother", "doctor", SWAP)
+    assert mapping == [("She", "He"), ("her", "his"), ("mother", "father"), ("her", "him")]
+    # the cell's own pair (him / her) does not override the rule: a determiner stays "his"
+    assert cf.swap_gender("Her son met her.", "m", "him", "her", "doctor", SWAP) == "His son met him."
+
+
+# ---------------------------------------------------------------- inflected forms
+
+from fairgender_utils.generate.forms import inflect_like, inflected_pairs, inflections  # noqa: E402
+
+
+@pytest.mark.parametrize("word, forms", [
+    ("doctor", {"exact": "doctor", "plural": "doctors"}), ("boss", {"exact": "boss", "plural": "bosses"}),
+    ("secretary", {"exact": "secretary", "plural": "secretaries"}), ("wives", {"exact": "wives", "singular": "wife"}),
+    ("housewives", {"exact": "housewives", "singular": "housewife"}), ("men", {"exact": "men", "singular": "man"}),
+    ("policeman", {"exact": "policeman", "plural": "policemen"}), ("patriarch", {"exact": "patriarch",
+                                                                                  "plural": "patriarchs"}),
+    ("duchesses", {"exact": "duchesses", "singular": "duchess"}), ("princess", {"exact": "princess",
+                                                                               "plural": "princesses"}),
+    ("hero", {"exact": "hero", "plural": "heroes"}), ("ballet_dancer", {"exact": "ballet dancer",
+                                                                       "plural": "ballet dancers"}),
+    ("her", {"exact": "her"}), ("himself", {"exact": "himself"}), ("mr.", {"exact": "mr."}),
+    ("brethren", {"exact": "brethren"}),
+])
+def test_inflections(word, forms):
+    assert inflections(word) == forms
+
+
+def test_the_partner_takes_the_same_form_and_the_lists_agree():
+    assert inflect_like("husbands", "wives", "wife") == "husband"
+    assert inflect_like("actress", "actor", "actors") == "actresses"
+    assert inflect_like("her", "his", "his") == "her"
+    with pytest.raises(ValueError, match="not a form"):
+        inflect_like("mother", "father", "dad")
+    assert ("wife", "husband") not in inflected_pairs([("husbands", "wives")])
+    assert ("husband", "wife") in inflected_pairs([("husbands", "wives")])
+
+
+def test_inflected_forms_agree_with_the_real_lists(data_dir):
+    """Wherever the curated attribute list holds both numbers of a pair, the rule derives the one from the
+    other (fathers / mothers from father / mother, and back)."""
+    from fairgender_utils.loaders import load_gender_words
+
+    pairs = set(load_gender_words(data_dir).pairs)
+    females = {f for _, f in pairs}
+    checked = 0
+    for m, f in pairs:
+        for kind, form in inflections(m).items():
+            partner = inflect_like(f, m, form)
+            irregular = (form, partner) == ("manservants", "maids")  # the list pairs maids with "menservants"
+            if kind != "exact" and partner in females and any(pm == form for pm, _ in pairs) and not irregular:
+                assert (form, partner) in pairs, (m, f, form, partner)  # e.g. (bachelors, spinsters)
+                checked += 1
+    assert checked >= 60
+
+
+def test_a_pair_in_another_number_is_valid_with_inflect_only():
+    swap = cf.build_swap_list([("father", "mother"), *inflected_pairs([("fathers", "mothers")])])
+    s_m, s_f = "My father is a doctor.", "My mother is a doctor."
+    c = cf.validate_pair(s_m, s_f, "m", "fathers", "mothers", "doctors", swap, 3, 20, inflect=True)
+    assert c.ok and c.forms == ("father", "mother", "doctor")
+    assert cf.validate_pair(s_m, s_f, "m", "fathers", "mothers", "doctors", swap, 3, 20).reason == "step1_target_missing"
+    # the second sentence must use the partner in the same number
+    bad = cf.validate_pair(s_m, "My mothers is a doctor.", "m", "fathers", "mothers", "doctor", swap, 3, 20, inflect=True)
+    assert bad.reason == "step2_attribute_missing"
+    possessive = cf.validate_pair("The nurse's father is kind.", "The nurse's mother is kind.", "m", "father",
+                                  "mother", "nurse", swap, 3, 20, inflect=True)
+    assert possessive.ok and possessive.forms == ("father", "mother", "nurse")

@@ -64,7 +64,7 @@ def test_seat_sent_weat6(data_dir: Path) -> None:
 
 
 def test_gender_words(data_dir: Path) -> None:
-    w = loaders.load_gender_words(data_dir)
+    w = loaders.load_gender_words(data_dir, curation=None)
     assert len(w.pairs) == 222 and len(w.targets) == 168
     assert ("he", "she") in w.swap_pairs and w.pairs[0] == ("countryman", "countrywoman")
 

@@ -53,6 +53,8 @@ def test_real_server_completions_chat_and_a_run_then_stops_on_interrupt(tiny_lla
         max_tokens_step1=6,
         max_tokens_step2=6,
         min_words=1,
+        candidates=1,
+        step2_candidates=1,
     )
     with pytest.raises(KeyboardInterrupt):
         with serve_local(
@@ -74,6 +76,9 @@ def test_real_server_completions_chat_and_a_run_then_stops_on_interrupt(tiny_lla
                 {"max_tokens": 5, "temperature": 0.0, "seed": 0},
             )
             assert isinstance(rec["raw"], str) and 1 <= rec["completion_tokens"] <= 5 and rec["attempts"] == 1
+            streamed = complete(client, Endpoint(srv.base_url, srv.model, "completions"), "The doctor said",
+                                {"max_tokens": 5, "temperature": 0.0}, stream=True)
+            assert streamed["raw"].startswith(rec["raw"].split("\n")[0]) and 1 <= streamed["completion_tokens"] <= 5
             chat = complete(
                 client,
                 Endpoint(srv.base_url, srv.model, "chat"),

@@ -1,4 +1,4 @@
-"""The whole DAG on tiny models and tiny data: data -> generate -> causal -> train* -> evaluate* -> report.
+"""The whole DAG on tiny models and tiny data: data -> generate -> causal -> train@* -> evaluate@* -> report.
 
 A copy of the project runs every stage with ``dvc repro -s`` (the models stage converts GGUF files and is
 covered by its own tests; here tiny models stand in its outputs). Generation talks through the real
@@ -21,9 +21,9 @@ from fairgender_utils.config import read_params
 from fairgender_utils.paths import REPO_ROOT, default_mirror
 from tests import scripted_llm
 
-VARIANTS = list(read_params(REPO_ROOT / "params" / "train.yaml")["variants"])  # the trained variants
-SEEDS = {"main": [0], "ablation": [0]}  # one seed per variant here
-RUNS = [f"{v}-s0" for v in VARIANTS]  # the runs <variant>-s<seed>
+GROUPS = read_params(REPO_ROOT / "params" / "train.yaml")["groups"]  # main and ablation variants
+VARIANTS = [v for group in GROUPS.values() for v in group]  # the trained variants, one seed each here
+RUNS = [f"{v}-s0" for v in VARIANTS]
 
 
 def _copy_project(dst: Path) -> None:
@@ -58,20 +58,22 @@ def pipeline(tmp_path_factory, tiny_model_dirs) -> Path:
     _edit(root, "data", try_network=False)
     _edit(root, "generate", base_url=url, generators=gens, n_cells=30, compare_cells=10, throughput_cells=4,
           concurrency=2, step1_completion_prompt=scripted_llm.STEP1, step2_completion_prompt=scripted_llm.STEP2,
-          step1_chat_prompt=scripted_llm.STEP1, step2_chat_prompt=scripted_llm.STEP2)
-    _edit(root, "causal", reference_size=60, k_ref=5, batch_size=16)
-    _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1, seeds=SEEDS,
-          dev_every=1, dev_ppl_n=8, kl_reference_size=8)
+          step1_chat_prompt=scripted_llm.STEP1, step2_chat_prompt=scripted_llm.STEP2, step1_prefill=False,
+          step2_prefill=False)
+    _edit(root, "causal", reference_size=60, reference_loglik_size=20, k_ref=5, batch_size=16, theta_mode="quantile")
+    _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1,
+          seeds={"main": [0], "ablation": [0]}, dev_every=1, dev_ppl_n=8, kl_reference_size=8)
     _edit(root, "evaluate", seat_n_samples=1000, seat_exact_max=1000, n_boot=100, glue_tasks=["sst2", "stsb"],
           glue_train_n=40, glue_dev_n=40, profile="quick", full_profile_models=["base"], ppl_n=40)
     _edit(root, "report", n_perm=200, n_boot=200)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "FAIRGENDER_DATA_MIRROR": str(default_mirror()), "HF_HUB_OFFLINE": "1"}
-    stages = [["data"], ["generate"], ["causal"], ["--glob", "train*"], ["evaluate-base"],
-              ["--glob", "evaluate@*", "evaluate-ablation@*"], ["report"]]
+    runs = [("" if g == "main" else "-ablation", f"{v}-0") for g, group in GROUPS.items() for v in group]
+    stages = ["data", "generate", "causal", *[f"train{g}@{r}" for g, r in runs],
+              "evaluate-base", *[f"evaluate{g}@{r}" for g, r in runs], "report"]
     try:
         for stage in stages:
-            proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "-s", *stage], cwd=root, env=env,
+            proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "-s", stage], cwd=root, env=env,
                                   capture_output=True, text=True)
             assert proc.returncode == 0, f"dvc repro -s {stage} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     finally:
@@ -107,10 +109,10 @@ def test_trained_models_exist(pipeline: Path, run: str) -> None:
     assert dev[0] == "step,dev_J,dev_abs_delta,dev_ppl" and [r.split(",")[0] for r in dev[1:]] == ["0", "1", "2"]
 
 
-@pytest.mark.parametrize("variant", ["base", *RUNS])
-def test_evaluation_metrics_in_range(pipeline: Path, variant: str) -> None:
-    m = _metrics(pipeline, f"evaluate/{variant}")
-    items = (pipeline / "results" / "evaluate" / variant / "items" / "primary.csv").read_text().splitlines()
+@pytest.mark.parametrize("run", ["base", *RUNS])
+def test_evaluation_metrics_in_range(pipeline: Path, run: str) -> None:
+    m = _metrics(pipeline, f"evaluate/{run}")
+    items = (pipeline / "results" / "evaluate" / run / "items" / "primary.csv").read_text().splitlines()
     assert items[0] == "id,target,J,delta" and m["primary_n_pairs"] == len(items) - 1
     assert m["primary_mean_J"] >= 0 and m["primary_mean_abs_delta"] >= 0
     assert 0 <= m["crows_pairs"]["gender"]["score"] <= 100 and m["crows_pairs"]["gender"]["n"] == 262
@@ -122,7 +124,7 @@ def test_evaluation_metrics_in_range(pipeline: Path, variant: str) -> None:
 
 def test_report(pipeline: Path) -> None:
     m = _metrics(pipeline, "report")
-    assert set(m) == {"base", *RUNS}
-    assert all("significant_vs_base" in m[v] for v in RUNS)
+    assert set(m) == {"base", *VARIANTS}
+    assert all("significant_vs_base" in m[v] for v in VARIANTS)
     html = (pipeline / "results" / "report" / "05_report.html").read_text()
     assert "Published yardsticks" in html and "data:image/png;base64" in html

@@ -382,9 +382,20 @@ def test_warm_up_never_steps_at_zero(opinionated, tmp_path) -> None:
 def test_only_train_split_pairs_are_trained_on(opinionated, tmp_path, monkeypatch) -> None:
     import fairgender_utils.train.loop as train_module
 
-    model_dir, causal_dir = opinionated["llama"]
-    split = {p["id"]: p["split"] for p in fixture_pairs.pairs()}
-    assert {"dev", "test"} <= {split[p["id"]] for p in read_jsonl(causal_dir / "aligned.jsonl")}  # stage 02 kept them
+    import shutil
+
+    from fairgender_utils.io import write_jsonl
+
+    model_dir, stage_dir = opinionated["llama"]
+    causal_dir = shutil.copytree(stage_dir, tmp_path / "copy" / "causal")
+    shutil.copy(stage_dir.parent / "pairs.jsonl", causal_dir.parent / "pairs.jsonl")
+    # stage 02 keeps train pairs only in X^C; relabel two of them so that the training side's own filter is tested
+    aligned = list(read_jsonl(causal_dir / "aligned.jsonl"))
+    assert {p["split"] for p in aligned} == {"train"} and len(aligned) > 3
+    aligned[0]["split"], aligned[1]["split"] = "dev", "test"
+    write_jsonl(causal_dir / "aligned.jsonl", aligned)
+    split = {p["id"]: p["split"] for p in aligned}
+    split.update({p["id"]: p["split"] for p in read_jsonl(causal_dir / "unaligned.jsonl")})
     seen, original = [], train_module.build_batch
 
     def spy(slots, idx, *args, **kwargs):

@@ -1,11 +1,13 @@
 """Per-pair effects of gender under the frozen model (METHOD.md §4), batched, both model families.
 
-For every pair: ``tau`` (the unsigned effect: target-slot JSD, or |omega| for ``attribute_logodds``
-pairs of a causal LM), ``slot_jsd`` (the target-slot JSD whatever the rule; zero for those pairs),
-``omega`` (gendered-word log-odds given the shared prefix), ``context_jsd`` (causal LMs: mean JSD over
-the shared positions after the first difference), ``delta`` (signed whole-word log p(t|s^m) - log
-p(t|s^f)), ``effect`` (the signed effect of the pair's rule: delta or omega), and the per-token
-log-likelihood of each sentence (causal: mean next-token log-probability; masked: pseudo-log-likelihood).
+For every pair: ``tau`` (the unsigned effect, in nats and at most ln 2 whatever the rule: the target-slot
+JSD, or for ``attribute_logodds`` pairs of a causal LM the two-way JSD of omega, the JSD between the
+model's renormalised {m_j, f_j} distribution and its swap), ``slot_jsd`` (the target-slot JSD whatever
+the rule; zero for those pairs), ``omega`` (gendered-word log-odds given the shared prefix),
+``context_jsd`` (causal LMs: mean JSD over the shared positions after the first difference), ``delta``
+(signed whole-word log p(t|s^m) - log p(t|s^f)), ``effect`` (the signed effect of the pair's rule: delta
+or omega), and the per-token log-likelihood of each sentence (causal: mean next-token log-probability;
+masked: pseudo-log-likelihood).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fairgender_utils.lm.losses import Lookup, effect_terms, word_logprob
+from fairgender_utils.lm.losses import Lookup, effect_terms, two_way_jsd, word_logprob
 from fairgender_utils.lm.loading import pad_id
 from fairgender_utils.lm.slots import Family, PairSlots, encode_pairs
 from fairgender_utils.progress import tqdm
@@ -140,7 +142,8 @@ def pair_effects(model, tokenizer, family: Family, pairs: Sequence[Mapping[str, 
     rows = []
     for s, r in zip(slots, recs):
         attr = s.rule == "attribute_logodds"
-        rows.append({"id": s.id, "rule": s.rule, "tau": abs(r["omega"]) if attr else r["slot_jsd"],
+        tau = float(two_way_jsd(torch.tensor(r["omega"]))) if attr else r["slot_jsd"]
+        rows.append({"id": s.id, "rule": s.rule, "tau": tau,
                      "effect": r["omega"] if attr else r["delta"], **r,
                      "n_tokens_m": len(s.ids_m), "n_tokens_f": len(s.ids_f), "n_shared_after": len(s.shared)})
     cols = ["id", "rule", "tau", "effect", "slot_jsd", "omega", "context_jsd", "delta", "loglik_m",

@@ -4,7 +4,9 @@ A pair (s_m, s_f) is valid when both sentences contain the target word, s_m hold
 gendered words, s_f the reverse, and a word-level alignment of the two differs only where the two
 sides form a gender pair from the swap list (METHOD.md §3.4). Words are compared case-insensitively
 for the alignment, but a difference in case alone ("Doctor" vs "doctor", "He" vs "she") is rejected.
-The swap list may hold multi-word entries; an underscore in a list entry stands for a space.
+The swap list may hold multi-word entries; an underscore in a list entry stands for a space. With
+``inflect``, a plural or singular form of the target and attribute word counts (``forms``), and the
+partner must then take the same form.
 """
 
 from __future__ import annotations
@@ -14,15 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from fairgender_utils.generate.forms import inflect_like, inflections
+from fairgender_utils.generate.her import her_is_object
+
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 END_RE = re.compile(r"[.!?][\"'”’)\]]*$")  # a finished sentence: terminal mark, then closing quotes
-
-# After these words (or at the end of a clause) a female "her" is an object ("him"), else a determiner
-# ("his").
-_OBJECT_CONTEXT = frozenset(
-    "to and or but for with at by from in on of about than as so because when while that this the a an "
-    "is was be been very too again there here".split()
-)
 
 Phrase = tuple[str, ...]
 
@@ -100,6 +98,13 @@ def contains_word(text: str, word: str) -> bool:
     return any(tuple(low[i:i + len(p)]) == p for i in range(len(low) - len(p) + 1)) if p else False
 
 
+def find_form(text: str, word: str, inflect: bool = False) -> str | None:
+    """The form of ``word`` that ``text`` uses: the word itself, else (``inflect``) its plural or singular;
+    None when neither occurs. Possessives match through tokenisation ("nurse's" holds "nurse")."""
+    candidates = inflections(word).values() if inflect else [word.replace("_", " ").lower()]
+    return next((f for f in candidates if contains_word(text, f)), None)
+
+
 def _shape(tok: str) -> str:
     if tok[:1].isupper():
         return "upper" if tok.isupper() and len(tok) > 1 else "title"
@@ -108,11 +113,13 @@ def _shape(tok: str) -> str:
 
 @dataclass(frozen=True)
 class Check:
-    """Outcome of a validation: ``reason`` is a short code ("" when ok), ``detail`` says where."""
+    """Outcome of a validation: ``reason`` is a short code ("" when ok), ``detail`` says where; ``forms``
+    the word forms found (sentence: attribute, target; pair: attribute in s_m, in s_f, target)."""
 
     ok: bool
     reason: str = ""
     detail: str = ""
+    forms: tuple[str, ...] = ()
 
 
 OK = Check(True)
@@ -148,9 +155,9 @@ def align(s_m: str, s_f: str, swap: SwapList) -> Check:
 
 
 def check_sentence(text: str, side: str, attribute: str, target: str, swap: SwapList,
-                   min_words: int, max_words: int, complete: bool = True) -> Check:
+                   min_words: int, max_words: int, complete: bool = True, inflect: bool = False) -> Check:
     """Checks on one sentence: not empty, length, finished (``complete``: ends in . ! or ?), target and
-    attribute word present, one gender only."""
+    attribute word present (``inflect``: or a plural / singular form), one gender only."""
     if not text.strip():
         return Check(False, "empty", "no text")
     toks = tokens(text)
@@ -159,32 +166,42 @@ def check_sentence(text: str, side: str, attribute: str, target: str, swap: Swap
         return Check(False, "length", f"{n_words} words (bounds {min_words}-{max_words})")
     if complete and not END_RE.search(text.strip()):
         return Check(False, "incomplete", f"the {side} sentence does not end in . ! or ? (cut off?)")
-    if not contains_word(text, target):
+    t_form = find_form(text, target, inflect)
+    if t_form is None:
         return Check(False, "target_missing", f"no {target!r} in the {side} sentence")
-    if not contains_word(text, attribute):
+    a_form = find_form(text, attribute, inflect)
+    if a_form is None:
         return Check(False, "attribute_missing", f"no {attribute!r} in the {side} sentence")
     other = swap.female if side == "m" else swap.male
-    hits = find_phrases(toks, other, swap.max_len, ignore=frozenset({phrase(target)}))
+    hits = find_phrases(toks, other, swap.max_len, ignore=frozenset({phrase(t_form)}))
     if hits:
         return Check(False, "gender_mixed", f"{' '.join(hits[0][1])!r} in the {side} sentence")
-    return OK
+    return Check(True, forms=(a_form, t_form))
 
 
 def validate_pair(s_m: str, s_f: str, start: str, male_word: str, female_word: str, target: str,
-                  swap: SwapList, min_words: int = 4, max_words: int = 40, complete: bool = True) -> Check:
-    """All structural checks of a pair; the reason is prefixed by the step that wrote the failing text."""
+                  swap: SwapList, min_words: int = 4, max_words: int = 40, complete: bool = True,
+                  inflect: bool = False) -> Check:
+    """All structural checks of a pair; the reason is prefixed by the step that wrote the failing text.
+    The second sentence must use the partner of the first one's attribute form and the same target form.
+    ``forms`` of a valid pair: (attribute form in s_m, in s_f, target form)."""
     first, second = ("m", "f") if start == "m" else ("f", "m")
     texts = {"m": s_m, "f": s_f}
     words = {"m": male_word, "f": female_word}
-    for step, side in (("step1", first), ("step2", second)):
-        c = check_sentence(texts[side], side, words[side], target, swap, min_words, max_words, complete)
-        if not c.ok:
-            return Check(False, f"{step}_{c.reason}", c.detail)
+    c1 = check_sentence(texts[first], first, words[first], target, swap, min_words, max_words, complete, inflect)
+    if not c1.ok:
+        return Check(False, f"step1_{c1.reason}", c1.detail)
+    a_form, t_form = c1.forms
+    forms = {first: a_form, second: inflect_like(words[second], words[first], a_form)}
+    c2 = check_sentence(texts[second], second, forms[second], t_form, swap, min_words, max_words, complete)
+    if not c2.ok:
+        return Check(False, f"step2_{c2.reason}", c2.detail)
     c = align(s_m, s_f, swap)
-    return OK if c.ok else Check(False, f"step2_{c.reason}", c.detail)
+    return Check(True, forms=(forms["m"], forms["f"], t_form)) if c.ok else Check(False, f"step2_{c.reason}",
+                                                                                   c.detail)
 
 
-def _counterpart(found: Phrase, to: str, swap: SwapList, nxt: str | None,
+def _counterpart(found: Phrase, to: str, swap: SwapList, prev: str | None, nxt: str | None,
                  cell_pair: tuple[Phrase, Phrase]) -> Phrase:
     if to == "f":
         if found == cell_pair[0]:
@@ -192,11 +209,16 @@ def _counterpart(found: Phrase, to: str, swap: SwapList, nxt: str | None,
         if found == ("his",):  # possessive pronoun at the end of a clause: "hers"
             return ("hers",) if nxt is None or not nxt[0].isalnum() else ("her",)
         return swap.m2f[found]
+    if found == ("her",):  # object ("him") or determiner ("his"), whatever the cell's pair
+        return ("him",) if her_is_object(prev, nxt) else ("his",)
     if found == cell_pair[1]:
         return cell_pair[0]
-    if found == ("her",):  # object or determiner
-        return ("him",) if nxt is None or not nxt[0].isalnum() or nxt.lower() in _OBJECT_CONTEXT else ("his",)
     return swap.f2m[found]
+
+
+def _context(toks: Sequence[str], i: int, n: int) -> tuple[str | None, str | None]:
+    """The tokens before and after the phrase at ``i`` of length ``n`` (None past the ends)."""
+    return toks[i - 1] if i > 0 else None, toks[i + n] if i + n < len(toks) else None
 
 
 def join_tokens(words: Sequence[str]) -> str:
@@ -215,14 +237,15 @@ def _cased(words: Phrase, like: str) -> str:
 
 def gender_mapping(text: str, to: str, male_word: str, female_word: str, target: str,
                    swap: SwapList) -> list[tuple[str, str]]:
-    """The (word, counterpart) pairs to swap in ``text`` towards gender ``to`` ('m' or 'f'), in order."""
+    """The (word, counterpart) pairs to swap in ``text`` towards gender ``to`` ('m' or 'f'), in order.
+    ``male_word`` / ``female_word`` (the cell's pair, in the forms the sentence uses) are preferred
+    counterparts; ``target`` (its form) is held fixed."""
     cell = (phrase(male_word), phrase(female_word))
     vocab = swap.male if to == "f" else swap.female
     toks = tokens(text)
     out: list[tuple[str, str]] = []
     for i, found in find_phrases(toks, vocab, swap.max_len, ignore=frozenset({phrase(target)})):
-        nxt = toks[i + len(found)] if i + len(found) < len(toks) else None
-        new = _cased(_counterpart(found, to, swap, nxt, cell), toks[i])
+        new = _cased(_counterpart(found, to, swap, *_context(toks, i, len(found)), cell), toks[i])
         pair = (join_tokens(toks[i:i + len(found)]), new)
         if pair not in out:
             out.append(pair)
@@ -238,9 +261,8 @@ def swap_gender(text: str, to: str, male_word: str, female_word: str, target: st
     out, pos = [], 0
     for i, found in find_phrases(toks, vocab, swap.max_len, ignore=frozenset({phrase(target)})):
         j = i + len(found)
-        nxt = toks[j] if j < len(toks) else None
         out.append(text[pos:spans[i][0]])
-        out.append(_cased(_counterpart(found, to, swap, nxt, cell), toks[i]))
+        out.append(_cased(_counterpart(found, to, swap, *_context(toks, i, len(found)), cell), toks[i]))
         pos = spans[j - 1][1]
     out.append(text[pos:])
     return "".join(out)

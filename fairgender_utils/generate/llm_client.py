@@ -7,6 +7,10 @@ exponential backoff; after the last retry one :class:`EndpointUnreachable` or :c
 names the URL and what came back. A malformed reply is never journalled as an answer. Any other refusal
 (4xx) raises :class:`RequestRejected` at once, since retrying cannot fix a wrong model name. URLs are
 written without their credentials (:mod:`fairgender_utils.generate.endpoint_url`).
+
+With ``stream`` the client reads server-sent events and closes the stream at the first newline after some
+text, which cancels the request on a server that ignores ``stop``; ``finish_reason`` is then ``newline``
+and ``completion_tokens`` counts the text pieces received (one per token; the server's count never comes).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import openai
 
 from fairgender_utils.generate.endpoint_url import connection_parts, hide, public_url, redact_logs
@@ -143,6 +148,32 @@ def _request(client: openai.OpenAI, ep: Endpoint, prompt: Prompt,
     return parse_reply(http.content, http.headers.get("content-type", ""), ep.api)
 
 
+def _stream_reply(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mapping[str, Any],
+                  prefix: str) -> dict[str, Any]:
+    """One streamed request, read until the first newline after some text (``prefix`` counts as text)."""
+    create = client.chat.completions.create if ep.api == "chat" else client.completions.create
+    stream = create(model=ep.model, stream=True, **{"messages" if ep.api == "chat" else "prompt": prompt},
+                    **params)  # type: ignore[call-overload]
+    text, pieces, finish = "", 0, None
+    with stream:
+        for chunk in stream:
+            choices = getattr(chunk, "choices", None) or []
+            if not choices:
+                continue
+            choice = choices[0]
+            delta = getattr(choice, "delta", None)
+            piece = getattr(delta, "content", None) if ep.api == "chat" else getattr(choice, "text", None)
+            if piece is not None and not isinstance(piece, str):  # a chunk may carry no text (a role, a finish)
+                raise _Malformed(f"a stream chunk whose text is not a string ({str(chunk)[:80]})")
+            if piece:
+                text, pieces = text + piece, pieces + 1
+            finish = choice.finish_reason or finish
+            if "\n" in (prefix + text).lstrip():
+                finish = "newline"
+                break  # leaving the block closes the stream; the server cancels the request
+    return {"raw": text, "finish_reason": finish, "prompt_tokens": None, "completion_tokens": pieces}
+
+
 def _wait(seconds: float, stop: threading.Event | None) -> bool:
     """Sleep ``seconds``; True when ``stop`` was set meanwhile (another request failed for good)."""
     if stop is None:
@@ -152,9 +183,12 @@ def _wait(seconds: float, stop: threading.Event | None) -> bool:
 
 
 def complete(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mapping[str, Any],
-             max_retries: int = 3, backoff_s: float = 1.0,
-             stop: threading.Event | None = None) -> dict[str, Any]:
+             max_retries: int = 3, backoff_s: float = 1.0, stop: threading.Event | None = None,
+             stream: bool = False, prefix: str = "") -> dict[str, Any]:
     """One response as a record: raw text, finish reason, token counts, attempts and timestamps.
+
+    ``stream``: read the reply as it is written and stop at the first newline after some text
+    (``prefix``, a pre-fill the prompt ends with, counts as text).
 
     Worst case before the error: ``max_retries + 1`` attempts of at most the client's timeouts each,
     plus ``backoff_s`` x (2^max_retries - 1) of waiting.
@@ -164,17 +198,20 @@ def complete(client: openai.OpenAI, ep: Endpoint, prompt: Prompt, params: Mappin
     for attempt in range(max_retries + 1):
         malformed = False
         try:
-            out = _request(client, ep, prompt, params)
+            out = (_stream_reply(client, ep, prompt, params, prefix) if stream
+                   else _request(client, ep, prompt, params))
             break
         except openai.APIStatusError as err:
             last = f"status {err.status_code}: {str(err.message)[:200]}"
             if err.status_code < 500 and err.status_code not in _RETRY_STATUS:
                 raise RequestRejected(f"{url} rejected the request for model {ep.model!r}: "
                                       f"{hide(last, secrets)}") from None
-        except openai.APIConnectionError as err:  # also APITimeoutError
+        except (openai.APIConnectionError, httpx.HTTPError) as err:  # also timeouts, a stream cut short
             last = f"{type(err).__name__}: {err}"
         except _Malformed as err:
             last, malformed = f"malformed reply: {err}", True
+        except (openai.APIError, json.JSONDecodeError) as err:  # an error event or bad JSON inside a stream
+            last, malformed = f"malformed reply: {type(err).__name__}: {str(err)[:200]}", True
         last = hide(last, secrets)  # a server may echo the credentials back
         if attempt == max_retries or _wait(backoff_s * 2 ** attempt, stop):
             n = f"{attempt + 1} attempt{'s' if attempt else ''}"

@@ -1,4 +1,4 @@
-"""Loaders of the word lists, SEAT, StereoSet and CrowS-Pairs files (see the package docstring)."""
+"""Loaders of the SEAT, StereoSet and CrowS-Pairs files (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -9,53 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fairgender_utils.loaders.formats import DataFormatError, _json, _lines, _text
-
-
-@dataclass(frozen=True)
-class GenderWords:
-    """Attribute pairs (m_j, f_j), target words T, and the wider swap list for validation and CDA."""
-
-    pairs: tuple[tuple[str, str], ...]  # context-debias male.txt / female.txt, line-aligned
-    targets: tuple[str, ...]  # context-debias stereotype.txt
-    swap_pairs: tuple[tuple[str, str], ...]  # bias-bench gender pairs + pronouns + the attribute pairs
-
-
-PRONOUN_PAIRS: tuple[tuple[str, str], ...] = (
-    ("he", "she"), ("him", "her"), ("his", "her"), ("his", "hers"), ("himself", "herself"),
-    ("man", "woman"), ("men", "women"), ("boy", "girl"), ("boys", "girls"), ("mr", "mrs"),
-    ("mr.", "mrs."), ("sir", "madam"), ("gentleman", "lady"), ("gentlemen", "ladies"),
-)
-
-
-def load_gender_words(data_dir: str | Path) -> GenderWords:
-    """Load the attribute pairs, the target words and the swap list."""
-    base = Path(data_dir) / "gender_word_lists"
-    male = _lines(base / "context_debias" / "male.txt")
-    female = _lines(base / "context_debias" / "female.txt")
-    if len(male) != len(female):
-        raise ValueError(f"{base}/context_debias: male.txt has {len(male)} words, female.txt {len(female)}")
-    pairs = tuple(zip(male, female, strict=True))
-    targets = tuple(_lines(base / "context_debias" / "stereotype.txt"))
-    for name, words in (("male.txt", male), ("stereotype.txt", targets)):
-        if not words:
-            raise DataFormatError(f"{base}/context_debias/{name}: no words")
-    bb_path = base / "bias_bench" / "bias_attribute_words.json"
-    bb = _json(bb_path)
-    if not isinstance(bb, dict) or not isinstance(bb.get("gender"), list):
-        raise DataFormatError(f"{bb_path}: no list under the key 'gender'")
-    bb = bb["gender"]
-    for i, pair in enumerate(bb):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(w, str) and w for w in pair)):
-            raise DataFormatError(f"{bb_path}: gender[{i}] is {json.dumps(pair)[:60]}, not a pair of words")
-    seen: set[tuple[str, str]] = set()
-    swap: list[tuple[str, str]] = []
-    for m, f in [*PRONOUN_PAIRS, *((a.lower(), b.lower()) for a, b in bb), *pairs]:
-        if (m, f) not in seen:
-            seen.add((m, f))
-            swap.append((m, f))
-    return GenderWords(pairs=pairs, targets=targets, swap_pairs=tuple(swap))
-
+from fairgender_utils.loaders.formats import DataFormatError, _json, _text
 
 # ---------------------------------------------------------------- SEAT
 

@@ -1,4 +1,6 @@
-"""Stage ``report``: the paper's tables across every evaluated model, paired tests against the base
-model, yardsticks (``notebooks/05_report.ipynb``, ``params/report.yaml``, ``results/report``). ``config``
-holds its parameters; ``tables`` builds the tables and the trade-off figure; ``paired`` runs the paired tests
-of every evaluated model against the base model."""
+"""Stage ``report``: what the run shows, across every evaluated run (``notebooks/05_report.ipynb``,
+``params/report.yaml``, ``results/report``). ``config`` holds its parameters; ``inputs`` reads the other
+stages' outputs (run names, the generate and causal counts through one key mapping, the per-pair primary
+endpoint, the dev curves); ``primary`` tests the primary endpoint; ``tables`` and ``paired`` the benchmarks,
+runs grouped by variant; ``figures`` draws the dose-response, the data funnel and the trade-off;
+``statement`` writes the plain statement and ``metrics.json``."""

@@ -1,7 +1,10 @@
 """Paired tests of an evaluated model against the base model over the same items, each testing the
-statistic the report shows (:func:`compare_to_base` reads the evaluate stage's ``items/*.csv``):
+statistic the report shows (:func:`compare_to_base` reads the evaluate stage's ``items/*.csv``; a model
+trained with several seeds enters with each item's outcome averaged over its seeds, METHOD.md §9):
 
-- CrowS-Pairs score: exact McNemar (statsmodels) on the pair outcomes;
+- CrowS-Pairs score: exact McNemar (statsmodels) on the pair outcomes; on seed-averaged outcomes (not 0/1)
+  its permutation form, the two models' outcomes swapped pair by pair (on 0/1 outcomes this has
+  McNemar's null distribution: only discordant pairs change the score);
 - StereoSet SS (per term): a paired permutation test (the two models' outcomes swapped item by item) of
   |SS_v - 50| - |SS_b - 50|; LMS and ICAT: a paired bootstrap over items resampled within target terms;
 - SEAT: paired permutation tests of |d| per test and of mean |d| over the tests;
@@ -121,6 +124,22 @@ def perplexity_paired(m: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dic
             "statistic": float(obs), "p": two_sided_p(reps), "direction": _direction(-obs)}
 
 
+def crows_paired(b: np.ndarray, v: np.ndarray, n_perm: int = 10_000, seed: int = 0, chunk: int = 1000) -> dict:
+    """Paired test of the CrowS-Pairs score (100 x mean outcome), base ``b`` vs variant ``v`` per pair: exact
+    McNemar on 0/1 outcomes, else a paired permutation test of the mean difference (outcomes swapped)."""
+    b, v = np.asarray(b, float), np.asarray(v, float)
+    if np.isin(b, (0, 1)).all() and np.isin(v, (0, 1)).all():
+        return {"test": "mcnemar", **mcnemar_test(b, v)}
+    d, obs = v - b, float(np.mean(v - b))
+    rng, hits = np.random.default_rng(seed), 0
+    for done in range(0, n_perm, chunk):
+        signs = np.where(rng.random((min(chunk, n_perm - done), len(d))) < 0.5, -1.0, 1.0)
+        hits += int((np.abs((signs * d).mean(axis=1)) >= abs(obs) - 1e-12).sum())
+    return {"test": "paired permutation (seed means)", "n": len(d), "base": 100 * b.mean(),
+            "variant": 100 * v.mean(), "n_base_only": np.nan, "n_variant_only": np.nan, "statistic": 100 * obs,
+            "p": (1 + hits) / (1 + n_perm)}
+
+
 def _direction(toward_ideal: float) -> str:
     """'better' when the change moved the metric toward its ideal, 'worse' away, 'same' when unchanged."""
     return "better" if toward_ideal > 0 else "worse" if toward_ideal < 0 else "same"
@@ -132,28 +151,50 @@ def _subsets(m: pd.DataFrame, column: str) -> list[tuple[str, pd.DataFrame]]:
     return out + [("all", m)] if (m[column] != "gender").any() else out
 
 
-def _pair_files(base_dir: Path, var_dir: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    if (base_dir / f"{name}.csv").exists() and (var_dir / f"{name}.csv").exists():
-        return pd.read_csv(base_dir / f"{name}.csv"), pd.read_csv(var_dir / f"{name}.csv")
+# Per items file: the key of an item and the outcome columns averaged over a model's seeds.
+SEED_MEAN = {"crows_pairs": (["item_id"], ["stereo"]), "stereoset": (["item_id"], ["stereo", "related"]),
+             "seat": (["test", "set", "index"], ["s"]), "perplexity": (["item_id", "text"], ["nll", "n_tokens"])}
+
+
+def seed_mean(frames: list[pd.DataFrame], name: str) -> pd.DataFrame:
+    """One model's items file from its runs: per item, the mean over runs of the outcome columns
+    (:data:`SEED_MEAN`), over the items every run scored; one run is returned as it is."""
+    if len(frames) == 1:
+        return frames[0]
+    key, cols = SEED_MEAN[name]
+    keep = [*key, *cols, *[c for c in ("bias_type", "target") if c in frames[0].columns]]
+    g = pd.concat([f[keep] for f in frames]).groupby(key, sort=False)
+    means = g[cols].mean()[g.size() == len(frames)]
+    first = frames[0][keep].drop(columns=cols).set_index(key)
+    return first.join(means, how="inner").reset_index()[keep]
+
+
+def _pair_files(base_dir: Path, var_dirs: list[Path], name: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    if (base_dir / f"{name}.csv").exists() and all((d / f"{name}.csv").exists() for d in var_dirs):
+        runs = [pd.read_csv(d / f"{name}.csv") for d in var_dirs]
+        return pd.read_csv(base_dir / f"{name}.csv"), seed_mean(runs, name)
     return None
 
 
-def compare_to_base(base_items_dir: str | Path, variant_items_dir: str | Path, alpha: float = 0.05,
-                    n_perm: int = 10_000, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
+def compare_to_base(base_items_dir: str | Path, variant_items_dir: str | Path | list[str | Path],
+                    alpha: float = 0.05, n_perm: int = 10_000, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
     """Paired tests of a variant against the base over shared items, Holm-corrected across all rows.
 
-    Reads ``crows_pairs.csv``, ``stereoset.csv``, ``seat.csv`` and ``perplexity.csv`` from both folders
-    (those present in both). Subsets: gender, and all when more than gender was scored. Items missing
-    from either side are left out and counted (``n_unpaired``).
+    Reads ``crows_pairs.csv``, ``stereoset.csv``, ``seat.csv`` and ``perplexity.csv`` from both sides
+    (those present on both). ``variant_items_dir``: one folder, or one per seed of the variant (outcomes
+    averaged per item over the seeds, :func:`seed_mean`). Subsets: gender, and all when more than gender
+    was scored. Items missing from either side are left out and counted (``n_unpaired``).
     """
-    base_dir, var_dir = Path(base_items_dir), Path(variant_items_dir)
+    base_dir = Path(base_items_dir)
+    dirs = variant_items_dir if isinstance(variant_items_dir, list) else [variant_items_dir]
+    var_dir = [Path(d) for d in dirs]
     rows: list[dict] = []
     if files := _pair_files(base_dir, var_dir, "crows_pairs"):
         b, v = files
         m = b.merge(v, on="item_id", suffixes=("_b", "_v"))
         for subset, part in _subsets(m, "bias_type_b"):
-            res = mcnemar_test(part["stereo_b"].to_numpy(), part["stereo_v"].to_numpy())
-            rows.append({"comparison": f"crows_pairs/{subset}", "metric": "score", "test": "mcnemar", **res,
+            res = crows_paired(part["stereo_b"].to_numpy(), part["stereo_v"].to_numpy(), n_perm, seed)
+            rows.append({"comparison": f"crows_pairs/{subset}", "metric": "score", **res,
                          "direction": _direction(abs(res["base"] - 50) - abs(res["variant"] - 50)),
                          "n_unpaired": len(b) + len(v) - 2 * len(m)})
     if files := _pair_files(base_dir, var_dir, "stereoset"):
