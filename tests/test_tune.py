@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from fairgender_utils.config import ConfigError, read_params
 from fairgender_utils.io import read_jsonl, write_jsonl
 from fairgender_utils.paths import REPO_ROOT
 from fairgender_utils.tune import grid
-from fairgender_utils.tune.config import TUNED_CAUSAL_KEYS, TUNED_TRAIN_KEYS
+from fairgender_utils.tune.config import TUNED_TRAIN_KEYS
 from tests import fixture_pairs
 from tests.params import stage_config
 from tests.test_layout import DEPS, closure, notebook_source, referenced_modules
@@ -32,7 +33,9 @@ def test_params_equal_the_committed_choice() -> None:
     train = yaml.safe_load((REPO_ROOT / "params" / "train.yaml").read_text())
     causal = yaml.safe_load((REPO_ROOT / "params" / "causal.yaml").read_text())
     assert {k: train[k] for k in TUNED_TRAIN_KEYS} == {k: chosen[k] for k in TUNED_TRAIN_KEYS}
-    assert {k: causal[k] for k in TUNED_CAUSAL_KEYS} == {k: chosen[k] for k in TUNED_CAUSAL_KEYS}
+    from fairgender_utils.tune.trainsets import theta_key
+
+    assert chosen["theta_key"] == theta_key(causal["theta_mode"]) and causal[chosen["theta_key"]] == chosen["theta"]
     assert train["lr_scheduler"] == "constant"  # the chosen step count is a prefix of the tuning run
 
 
@@ -102,8 +105,17 @@ def test_a_tiny_grid_end_to_end_never_touches_a_test_pair(tiny_model_dirs, data_
     # the test pairs' sentences are poisoned: any code that tokenised them would fail
     poisoned = [{**p, "s_m": 1, "s_f": None} if p["split"] == "test" else p for p in fixture_pairs.pairs()]
     write_jsonl(tmp_path / "pairs.jsonl", poisoned)
-    causal = {**read_params("params/causal.yaml"), "pairs_path": str(tmp_path / "pairs.jsonl"), "data_dir": str(data_dir),
-              "effects_path": str(causal_dir / "effects.csv"), "theta": 0.2, "sim_min": 0.0}
+    # control mode: θ is the share of shuffled controls rejected; their scores are the stage's controls table
+    effects = pd.read_csv(causal_dir / "effects.csv")
+    shuffled = np.linspace(effects["alignment"].min(), effects["alignment"].max(), 11)
+    (tmp_path / "plots").mkdir()
+    pd.DataFrame({"kind": ["shuffled"] * 11 + ["real"], "alignment": [*shuffled, 99.0]}).to_csv(
+        tmp_path / "plots" / "controls.csv", index=False)
+    causal = {**read_params("params/causal.yaml"), "pairs_path": str(tmp_path / "pairs.jsonl"),
+              "data_dir": str(data_dir), "theta_mode": "control", "plots_dir": str(tmp_path / "plots"),
+              **{k: str(causal_dir / n) for k, n in (("effects_path", "effects.csv"),
+                                                   ("embeddings_path", "pair_embeddings.safetensors"),
+                                                   ("index_path", "index.json"))}}
     train = {**read_params("params/train.yaml"), "pairs_path": str(tmp_path / "pairs.jsonl"), "data_dir": str(data_dir),
              "batch_size": 4, "micro_batch_size": 2, "warmup_steps": 1, "dev_ppl_n": 4, "kl_reference_size": 8,
              "grad_parts_every": 0, "freeze_embeddings": False, "dropout": False, "count_flops": False,
@@ -112,22 +124,27 @@ def test_a_tiny_grid_end_to_end_never_touches_a_test_pair(tiny_model_dirs, data_
         (tmp_path / name).write_text(yaml.safe_dump(values))
     cfg = stage_config("tune", model_path=str(model_dir), train_params=str(tmp_path / "train.yaml"),
                        causal_params=str(tmp_path / "causal.yaml"), lr=[1e-3], lambda_r=[0.5],
-                       lm_loss=["own", "kl"], theta=[0.2, 0.5], max_steps=3, dev_every=2, cpu_threads=1,
+                       lm_loss=["own", "kl"], theta=[0.2, 0.6], max_steps=3, dev_every=2, cpu_threads=1,
                        work_dir=str(tmp_path / "work"))
     from fairgender_utils.tune import trainsets
 
     sets = trainsets.training_sets(cfg.theta, cfg.causal_params, cfg.model_path, cfg.work_dir)
     split = {p["id"]: p["split"] for p in fixture_pairs.pairs()}
+    train_a = effects.set_index("id")["alignment"]
     sizes = {}
-    for theta, folder in sets.items():
+    for theta, (folder, thr) in sets.items():
+        assert thr == pytest.approx(np.quantile(shuffled, theta))  # rejects the share theta of the controls
         ids = [r["id"] for name in ("aligned.jsonl", "unaligned.jsonl") for r in read_jsonl(folder / name)]
         assert ids and {split[i] for i in ids} == {"train"}
-        sizes[theta] = sum(1 for _ in read_jsonl(folder / "aligned.jsonl"))
-    assert sizes[0.2] > sizes[0.5]  # a higher quantile keeps fewer pairs
+        aligned = [r["id"] for r in read_jsonl(folder / "aligned.jsonl")]
+        assert all(train_a[i] >= thr for i in aligned)
+        sizes[theta] = len(aligned)
+    assert sizes[0.2] > sizes[0.6]  # a higher threshold keeps fewer pairs
     table = grid.run_grid(cfg, sets)
     assert len(table) == 4 * 3 and sorted(set(table["step"])) == [0, 2, 3]
     assert all(steps == [0, 2, 3] for steps in table.groupby("run", sort=False)["step"].apply(list))
     assert table.groupby("theta")["train_pairs"].first().to_dict() == sizes
+    assert table.groupby("theta")["theta_threshold"].first().to_dict() == {t: thr for t, (_, thr) in sets.items()}
     logged = [[r["step"] for r in read_jsonl(Path(cfg.work_dir) / "logs" / run / "dev_log.jsonl")]
               for run in table["run"].unique()]
     assert logged == [[0, 2, 3]] + [[2, 3]] * 3  # the base model (step 0) is evaluated once

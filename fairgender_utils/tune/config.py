@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from fairgender_utils.config import InputPath, ModelPath, StageConfig
 
 TUNED_TRAIN_KEYS = ("lr", "lambda_r", "lm_loss", "max_steps")  # params/train.yaml keys set from chosen.json
-TUNED_CAUSAL_KEYS = ("theta",)  # params/causal.yaml keys set from chosen.json
+# and params/causal.yaml's theta_control_reject (theta_mode control) or theta (quantile, absolute): chosen "theta"
 
 
 class TuneConfig(StageConfig):
@@ -32,7 +32,7 @@ class TuneConfig(StageConfig):
     lr: list[float] = Field(min_length=1)
     lambda_r: list[float] = Field(min_length=1)
     lm_loss: list[Literal["own", "kl"]] = Field(min_length=1)
-    theta: list[float] = Field(min_length=1)  # in params/causal.yaml's theta_mode
+    theta: list[float] = Field(min_length=1)  # in params/causal.yaml's theta_mode (control: reject shares)
     max_steps: int = Field(gt=0)  # steps of every run (the longest step count considered)
     dev_every: int = Field(gt=0)  # steps between dev points (each a candidate step count)
     max_ppl_rise: float = Field(ge=0)  # the rule: dev perplexity at most (1 + this) x base

@@ -25,8 +25,8 @@ from fairgender_utils.paths import REPO_ROOT, repo_path
 from fairgender_utils.train.config import TrainConfig, launch_command
 from fairgender_utils.tune.config import TUNED_TRAIN_KEYS, TuneConfig
 
-COLUMNS = ["run", "theta", "lr", "lambda_r", "lm_loss", "train_pairs", "step", "dev_J", "dev_abs_delta", "dev_ppl",
-           "ppl_rise", "eligible", "chosen", "seconds_per_step", "dev_eval_seconds"]
+COLUMNS = ["run", "theta", "theta_threshold", "lr", "lambda_r", "lm_loss", "train_pairs", "step", "dev_J",
+           "dev_abs_delta", "dev_ppl", "ppl_rise", "eligible", "chosen", "seconds_per_step", "dev_eval_seconds"]
 
 
 class TuneError(RuntimeError):
@@ -88,16 +88,19 @@ def run_point(cfg: TuneConfig, point: dict, causal_dir: Path, first: bool = True
                       dev_eval_seconds=dev["seconds"])
 
 
-def run_grid(cfg: TuneConfig, sets: dict[float, Path]) -> pd.DataFrame:
+def run_grid(cfg: TuneConfig, sets: dict[float, tuple[Path, float]]) -> pd.DataFrame:
     """Every grid point's dev curve in one table (COLUMNS), ``ppl_rise`` against the run's step 0 and
-    ``eligible`` under the rule; ``chosen`` marks the point :func:`select` picks."""
+    ``eligible`` under the rule; ``chosen`` marks the point :func:`select` picks. ``sets``: {θ: (training
+    set folder, threshold on a)} (:func:`fairgender_utils.tune.trainsets.training_sets`)."""
     parts = []
     for n, point in enumerate(grid_points(cfg)):
         t0 = time.perf_counter()
-        part = run_point(cfg, point, sets[point["theta"]], first=n == 0)
-        parts.append(part.assign(run_seconds=time.perf_counter() - t0))
+        folder, thr = sets[point["theta"]]
+        part = run_point(cfg, point, folder, first=n == 0)
+        parts.append(part.assign(theta_threshold=thr, run_seconds=time.perf_counter() - t0))
     base = parts[0][parts[0]["step"] == 0]  # step 0: the same base model in every run
-    own = ["run", "theta", "lr", "lambda_r", "lm_loss", "train_pairs", "seconds_per_step", "run_seconds"]
+    own = ["run", "theta", "theta_threshold", "lr", "lambda_r", "lm_loss", "train_pairs", "seconds_per_step",
+           "run_seconds"]
     parts = [parts[0]] + [pd.concat([base.assign(**{c: p[c].iloc[0] for c in own}), p], ignore_index=True)
                           for p in parts[1:]]
     table = pd.concat(parts, ignore_index=True)
@@ -116,8 +119,9 @@ def mark(table: pd.DataFrame, max_ppl_rise: float) -> pd.DataFrame:
     return table[[c for c in COLUMNS if c in table.columns] + [c for c in table.columns if c not in COLUMNS]]
 
 
-def select(table: pd.DataFrame, max_ppl_rise: float) -> dict:
-    """The chosen values (the keys params/train.yaml and params/causal.yaml take from it) and the evidence."""
+def select(table: pd.DataFrame, max_ppl_rise: float, theta_key: str = "theta") -> dict:
+    """The chosen values (the keys params/train.yaml takes from it, and ``theta`` for params/causal.yaml's
+    ``theta_key``) and the evidence."""
     chosen = table[table["chosen"]]
     if not len(chosen):
         raise TuneError(f"no dev point keeps the dev perplexity within {max_ppl_rise:.1%} of the base model's "
@@ -126,7 +130,8 @@ def select(table: pd.DataFrame, max_ppl_rise: float) -> dict:
     row = chosen.iloc[0]
     base = table[(table["run"] == row["run"]) & (table["step"] == 0)].iloc[0]
     return {"lr": float(row["lr"]), "lambda_r": float(row["lambda_r"]), "lm_loss": str(row["lm_loss"]),
-            "max_steps": int(row["step"]), "theta": float(row["theta"]), "run": str(row["run"]),
+            "max_steps": int(row["step"]), "theta": float(row["theta"]), "theta_key": theta_key,
+            "theta_threshold": float(row.get("theta_threshold", float("nan"))), "run": str(row["run"]),
             "dev_J": float(row["dev_J"]), "dev_abs_delta": float(row["dev_abs_delta"]),
             "dev_ppl": float(row["dev_ppl"]), "ppl_rise": float(row["ppl_rise"]),
             "base_dev_J": float(base["dev_J"]), "base_dev_abs_delta": float(base["dev_abs_delta"]),
