@@ -28,7 +28,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, Val
 
 from fairgender_utils.paths import repo_path
 
-STAGES = ("data", "models", "generate", "causal", "prompts", "train", "evaluate", "report")
+STAGES = ("data", "models", "generate", "causal", "prompts", "train", "tune", "evaluate", "report")
 
 
 class ConfigError(ValueError):

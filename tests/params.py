@@ -10,7 +10,7 @@ from typing import Any
 
 from fairgender_utils.config import config_for, read_params
 
-DEFAULT_ENTRY = {"train": "train@fairgender-0", "evaluate": "evaluate-base"}
+DEFAULT_ENTRY = {"train": "train@fairgender-0", "evaluate": "evaluate-base", "tune": "tune/dvc.yaml:tune"}
 
 
 @cache

@@ -64,7 +64,7 @@ def pipeline(tmp_path_factory, tiny_model_dirs) -> Path:
     _edit(root, "causal", reference_size=60, reference_loglik_size=20, k_ref=5, batch_size=16, theta_mode="quantile")
     _edit(root, "prompts", vocab_size=12, prompt_length=2, beam=2, batch_size=64)
     _edit(root, "train", max_steps=2, batch_size=4, micro_batch_size=2, checkpoint_every=1,
-          seeds={"main": [0], "ablation": [0]})
+          seeds={"main": [0], "ablation": [0]}, dev_every=1, dev_ppl_n=8, kl_reference_size=8)
     _edit(root, "evaluate", seat_n_samples=1000, seat_exact_max=1000, n_boot=100, glue_tasks=["sst2", "stsb"],
           glue_train_n=40, glue_dev_n=40, profile="quick", full_profile_models=["base"], ppl_n=40)
     _edit(root, "report", n_perm=200, n_boot=200)
@@ -107,11 +107,16 @@ def test_trained_models_exist(pipeline: Path, run: str) -> None:
     assert (out / "config.json").exists() and (out / "fairgender_source.json").exists()
     log = [json.loads(x) for x in (out / "training_log.jsonl").read_text().splitlines()]
     assert log and all(r["loss"] == r["loss"] for r in log if "loss" in r)  # no NaN
+    dev = (pipeline / "results" / "train" / run / "plots" / "dev_curve.csv").read_text().splitlines()
+    assert dev[0] == "step,dev_J,dev_abs_delta,dev_ppl" and [r.split(",")[0] for r in dev[1:]] == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize("run", ["base", *RUNS])
 def test_evaluation_metrics_in_range(pipeline: Path, run: str) -> None:
     m = _metrics(pipeline, f"evaluate/{run}")
+    items = (pipeline / "results" / "evaluate" / run / "items" / "primary.csv").read_text().splitlines()
+    assert items[0] == "id,target,J,delta" and m["primary_n_pairs"] == len(items) - 1
+    assert m["primary_mean_J"] >= 0 and m["primary_mean_abs_delta"] >= 0
     assert 0 <= m["crows_pairs"]["gender"]["score"] <= 100 and m["crows_pairs"]["gender"]["n"] == 262
     ss = m["stereoset"]["gender"]
     assert 0 <= ss["ss"] <= 100 and 0 <= ss["lms"] <= 100 and ss["n"] == 255

@@ -511,7 +511,7 @@ def test_kl_reference_is_the_frozen_models_top_k(opinionated, data_dir) -> None:
 
     model_dir, _ = opinionated["llama"]
     model, tok, family = load_model(model_dir)
-    ref = build_reference(model, tok, family, str(data_dir), ["rte"], 6, 6, 5, 64, 0, 0.15)
+    ref = build_reference(model, tok, family, str(data_dir), ["rte"], 6, 6, 5, 64, 0, 0.15, per_pair=2)
     full = torch.log_softmax(model(input_ids=torch.tensor([ref.rows[2]])).logits[0], -1)
     at = full[ref.cols[2]]
     top = at.topk(5, -1)

@@ -139,8 +139,8 @@ def build_batch(slots: Sequence[PairSlots], idx: Sequence[int], neighbours: Sequ
                 for q, col in enumerate(reference.cols[r]):
                     b.positions["lm"].append((len(rows) - 1, col))
                     b.lm_targets.append(reference.offset[r] + q)
-                    b.lm_sentence.append(2 * n + j)
-        b.n_lm_sentences = 2 * len(idx)
+                    b.lm_sentence.append(reference.per_pair * n + j)
+        b.n_lm_sentences = reference.per_pair * len(idx)
     elif use_lm:
         for n, i in enumerate(idx):
             s = slots[i]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 OPERATIONAL = {"variant", "variants", "groups", "seeds", "checkpoint_every", "keep_checkpoints", "resume",
                "fresh_if_unusable", "count_flops", "save_final", "accelerate_profile", "cpu_threads", "output_dir",
                "checkpoint_dir", "figures_dir", "plots_dir", "metrics_path", "config_path", "pairs_path",
-               "dev_every", "dev_ppl_n", "dev_batch_size", "ppl_dev_share", "ppl_split_seed", "grad_parts_every"}
+               "dev_every", "dev_at_start", "dev_ppl_n", "dev_batch_size", "ppl_dev_share", "ppl_split_seed", "grad_parts_every"}
 
 
 def fingerprint(cfg: TrainConfig, data_files: list[Path]) -> dict:

@@ -51,6 +51,7 @@ class TrainConfig(StageConfig):
     kl_reference_size: int = Field(ge=2)
     kl_reference_min_words: int = Field(ge=1)
     kl_top_k: int = Field(ge=1)
+    kl_sentences_per_pair: int = Field(ge=1)  # reference sentences each training pair brings to its batch
     mlm_probability: float = Field(gt=0, lt=1)
     batch_size: int = Field(gt=0)  # pairs per optimizer step, all processes together
     micro_batch_size: int = Field(gt=0)  # pairs per forward pass and process
@@ -66,6 +67,7 @@ class TrainConfig(StageConfig):
     max_length: int = Field(gt=4)
     seed: int  # set by dvc.yaml: one of seeds[group of variant]
     dev_every: int = Field(ge=0)  # dev J and perplexity at step 0, every N steps and at the end; 0: never
+    dev_at_start: bool  # the dev point of step 0 (the base model); false: tuning runs after the first
     dev_ppl_n: int = Field(ge=0)  # dev-part QNLI questions scored (0: all)
     dev_batch_size: int = Field(gt=0)  # pairs or sentences per forward pass of the dev evaluation
     ppl_dev_share: float = Field(gt=0, lt=1)  # set by dvc.yaml from params/evaluate.yaml (one split)

@@ -81,7 +81,7 @@ def _train(cfg: TrainConfig) -> Path:
         reference = build_reference(  # the frozen model's predictions: before any training or resume
             model, tok, family, cfg.data_dir, cfg.kl_reference_tasks, cfg.kl_reference_size,
             cfg.kl_reference_min_words, cfg.kl_top_k, cfg.max_length, cfg.seed, cfg.mlm_probability,
-            cfg.dev_batch_size) if use_lm and cfg.lm_loss == "kl" else None
+            cfg.kl_sentences_per_pair, cfg.dev_batch_size) if use_lm and cfg.lm_loss == "kl" else None
     index = {s.id: n for n, s in enumerate(slots)}
     neighbours = [[index[j] for j in nb_ids.get(s.id, []) if j in index] for s in slots]
     weights = knn_weights(neighbours, cfg.w0) if cfg.knn_mode == "weights" else None
@@ -107,7 +107,7 @@ def _train(cfg: TrainConfig) -> Path:
     step, resumed_from, log_path = start_or_resume(accelerator, cfg, total, run)
     dev_path = log_path.parent / "dev_log.jsonl"
     peak = [matmul_gflops()] if accelerator.is_main_process else []
-    if dev is not None and step == 0:
+    if dev is not None and step == 0 and cfg.dev_at_start:
         append_jsonl(dev_path, dev.evaluate(accelerator.unwrap_model(scorer).model, 0))
     accelerator.wait_for_everyone()
 
