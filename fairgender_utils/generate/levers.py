@@ -7,7 +7,7 @@ the same first ``--cells`` cells at the concurrency of earlier runs (16; replies
 take too long at a higher one); its answers go to a journal of their own (``--journal``), so rerunning
 the command replays it and rewrites the same table. A row that changes only validation asks nothing new.
 
-    flock /work/cpu.lock python -m fairgender_utils.generate.levers   # writes levers_path of the params
+    python -m fairgender_utils.generate.levers   # writes levers_path of the params
 """
 
 from __future__ import annotations
