@@ -44,7 +44,7 @@ def _cfg(model_dir: Path, data_dir: Path, out: Path, prompts: list[str] | None =
         write_jsonl(path, [{"length": len(p.split()), "rank": 1, "prompt": p, "jsd": 0.1} for p in prompts])
     variants = {"autodebias": {"objective": "autodebias", "w0": 1.0, "lambda_r": 0.0}}  # the test sets the rest
     values = {"variant": "autodebias", "variants": variants, "groups": {"main": ["autodebias"]},
-              "seeds": {"main": [0]}, "dev_every": 0, "grad_parts_every": 0, "model_path": str(model_dir), "causal_dir": str(out),
+              "seeds": {"main": [0]}, "dev_every": 0, "pairs_path": str(out), "grad_parts_every": 0, "model_path": str(model_dir), "causal_dir": str(out),
               "data_dir": str(data_dir), "prompts_path": str(path), "max_pairs": 2, "batch_size": 4,
               "micro_batch_size": 2, "max_steps": 0,
               "dropout": False, "count_flops": False, "freeze_embeddings": False, "checkpoint_every": 100,

@@ -41,7 +41,7 @@ def _cfg(model_dir: Path, causal_dir: Path, out: Path, **kw) -> TrainConfig:
     values = {"variant": "t", "variants": {"t": {}}, "groups": {"main": ["t"]}, "seeds": {"main": [0]},
               "model_path": str(model_dir), "causal_dir": str(causal_dir),
               "pairs_path": str(Path(causal_dir).parent / "pairs.jsonl"), "data_dir": str(DATA_DIR[0]),
-              "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 0, "lr": 1e-3,
+              "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 0, "lr": 1e-3, "lm_loss": "own",
               "warmup_steps": 0, "lr_scheduler": "constant", "dev_every": 0, "dev_ppl_n": 4,
               "grad_parts_every": 0, "kl_reference_size": 8, "knn_mode": "forward",
               "dropout": False, "count_flops": False, "freeze_embeddings": False, "neighbour_sample": 0,

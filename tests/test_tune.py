@@ -83,20 +83,24 @@ def test_the_rule_by_hand() -> None:
         grid.select(grid.mark(table, 0.005), 0.005)
 
 
-def test_run_config_needs_a_constant_schedule_and_untuned_overrides(tmp_path: Path) -> None:
-    cfg = stage_config("tune")
+def test_run_config_needs_a_constant_schedule_and_untuned_overrides(tmp_path: Path, tiny_model_dirs) -> None:
+    values = yaml.safe_load((REPO_ROOT / "params" / "train.yaml").read_text())
+    values.update(pairs_path=str(tmp_path), data_dir=str(tmp_path))  # a fresh checkout has no data/ yet
+    train = tmp_path / "train_ok.yaml"
+    train.write_text(yaml.safe_dump(values))
+    cfg = stage_config("tune", train_params=str(train), model_path=str(tiny_model_dirs["llama"]))
     point = grid.grid_points(cfg)[0]
-    run = grid.run_config(cfg, point, Path("data/causal"))
+    run = grid.run_config(cfg, point, tmp_path)
     assert (run.lr, run.lambda_r, run.lm_loss, run.max_steps) == (point["lr"], point["lambda_r"], point["lm_loss"],
                                                                   cfg.max_steps)
     assert not run.save_final and run.dev_every == cfg.dev_every and run.epochs * 1 >= cfg.max_steps
-    values = yaml.safe_load((REPO_ROOT / "params" / "train.yaml").read_text())
     for change, message in (({"lr_scheduler": "linear"}, "needs 'constant'"),
                             ({"variants": {**values["variants"], "fairgender": {"lr": 1e-3}}}, "overrides 'lr'")):
         bad = tmp_path / "train.yaml"
         bad.write_text(yaml.safe_dump({**values, **change}))
         with pytest.raises(ConfigError, match=message):
-            grid.run_config(stage_config("tune", train_params=str(bad)), point, Path("data/causal"))
+            grid.run_config(stage_config("tune", train_params=str(bad), model_path=str(tiny_model_dirs["llama"])),
+                            point, tmp_path)
 
 
 def test_a_tiny_grid_end_to_end_never_touches_a_test_pair(tiny_model_dirs, data_dir, tmp_path) -> None:
